@@ -1,0 +1,97 @@
+"""Interval algebra on int64 nanosecond arrays, vectorised with numpy.
+
+An interval set is a pair of arrays ``(starts, ends)``; half-open ``[s, e)``.
+Functions accept unsorted, overlapping input and return a *normalised* set:
+sorted, disjoint, non-empty intervals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+
+
+def _as_i64(a: npt.ArrayLike) -> I64:
+    return np.asarray(a, dtype=np.int64).reshape(-1)
+
+
+def union(starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[I64, I64]:
+    """Merge intervals into a sorted, disjoint set (touching intervals merge)."""
+    s, e = _as_i64(starts), _as_i64(ends)
+    keep = e > s
+    s, e = s[keep], e[keep]
+    if s.size == 0:
+        return s, e
+    order = np.argsort(s, kind="stable")
+    s, e = s[order], e[order]
+    run_end = np.maximum.accumulate(e)
+    # a new merged interval begins where the start passes every earlier end
+    new = np.empty(s.size, dtype=bool)
+    new[0] = True
+    new[1:] = s[1:] > run_end[:-1]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, s.size - 1]
+    return s[first], run_end[last]
+
+
+def total(starts: npt.ArrayLike, ends: npt.ArrayLike) -> int:
+    """Length of the union of the intervals, in the input's unit."""
+    s, e = union(starts, ends)
+    return int((e - s).sum())
+
+
+def clip(starts: npt.ArrayLike, ends: npt.ArrayLike, lo: int, hi: int) -> tuple[I64, I64]:
+    """Intervals cut to the window ``[lo, hi)``; empty pieces dropped (not merged)."""
+    s = np.clip(_as_i64(starts), lo, hi)
+    e = np.clip(_as_i64(ends), lo, hi)
+    keep = e > s
+    return s[keep], e[keep]
+
+
+def intersect(a: tuple[I64, I64], b: tuple[I64, I64]) -> tuple[I64, I64]:
+    """Intersection of two interval sets (each normalised first)."""
+    a_s, a_e = union(*a)
+    b_s, b_e = union(*b)
+    if a_s.size == 0 or b_s.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    # sweep: +1 at each start, -1 at each end of both sets; depth 2 is inside both
+    pts = np.concatenate([a_s, a_e, b_s, b_e])
+    delta = np.concatenate([np.ones(a_s.size), -np.ones(a_e.size), np.ones(b_s.size), -np.ones(b_e.size)])
+    order = np.lexsort((delta, pts))  # ends before starts at a tie: half-open
+    pts, delta = pts[order], delta[order]
+    depth = np.cumsum(delta)
+    inside = depth == 2
+    starts = pts[:-1][inside[:-1]]
+    ends = pts[1:][inside[:-1]]
+    return union(starts, ends)
+
+
+def clipped_union_per_window(
+    starts: npt.ArrayLike,
+    ends: npt.ArrayLike,
+    win_starts: npt.ArrayLike,
+    win_ends: npt.ArrayLike,
+) -> I64:
+    """For each window ``[ws, we)``, the length of (union of intervals) ∩ window.
+
+    Vectorised: the union is built once, then each window's covered length is a
+    difference of a cumulative-coverage function evaluated at its two edges.
+    """
+    us, ue = union(starts, ends)
+    ws, we = _as_i64(win_starts), _as_i64(win_ends)
+    return covered_before(us, ue, we) - covered_before(us, ue, ws)
+
+
+def covered_before(us: I64, ue: I64, t: npt.ArrayLike) -> I64:
+    """For each time in ``t``, how much of the normalised set ``(us, ue)`` lies before it."""
+    t = _as_i64(t)
+    if us.size == 0:
+        return np.zeros(t.size, dtype=np.int64)
+    cum = np.concatenate([[0], np.cumsum(ue - us)])
+    # index of the last interval starting at or before t
+    i = np.searchsorted(us, t, side="right") - 1
+    ic = np.clip(i, 0, None)
+    partial = np.where(i >= 0, np.minimum(t, ue[ic]) - us[ic], 0)
+    return np.where(i >= 0, cum[ic] + partial, 0).astype(np.int64)

@@ -1,0 +1,601 @@
+"""Open an Nsight Systems SQLite export read-only and expose normalised tables.
+
+``open_trace(path) -> Trace`` validates the file, probes once which tables and
+columns exist, and builds each table lazily on first access. Every table is a
+pandas DataFrame with times in integer nanoseconds (``*_ns``), names resolved
+through ``StringIds`` and the ENUM tables, and ``globalTid`` split into
+``pid``/``tid``. All SQL of the package lives in this module, with ``?``
+parameters only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import schema as S
+from .errors import InputMissing, NotADatabase, NotAnExport
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def open_trace(path: str | os.PathLike[str]) -> "Trace":
+    """Open ``path`` (an exported ``.sqlite``) read-only and check it is an nsys export.
+
+    Raises :class:`InputMissing` (missing, unreadable, a directory),
+    :class:`NotADatabase` (empty, not SQLite, corrupt) or :class:`NotAnExport`
+    (no CUDA activity, unsupported schema).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputMissing(p, "no such file; give the path of an exported .sqlite trace")
+    if p.is_dir():
+        raise InputMissing(p, "is a directory; give the path of an exported .sqlite trace")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise InputMissing(p, f"cannot be read ({exc.strerror}); check its permissions") from None
+    if not head:
+        raise NotADatabase(p, "is empty; export the report again with `nsys export --type sqlite`")
+    if head != _SQLITE_MAGIC:
+        raise NotADatabase(
+            p, "is not a SQLite database; export the .nsys-rep with `nsys export --type sqlite`"
+        )
+    return Trace(p)
+
+
+@dataclass
+class Trace:
+    """A read-only view of one export. Tables are built on first access and cached."""
+
+    path: Path
+    _con: sqlite3.Connection = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
+        try:
+            self._con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            rows = self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            # a truncated file opens but fails on the first page read past the cut
+            self._con.execute("PRAGMA quick_check(1)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise NotADatabase(
+                self.path, f"is corrupt or truncated ({exc}); export the .nsys-rep again"
+            ) from None
+        self.tables: frozenset[str] = frozenset(r[0] for r in rows)
+        self._columns: dict[str, frozenset[str]] = {}
+        if S.T_META not in self.tables and not any(t in self.tables for t in S.CUDA_TABLES):
+            raise NotAnExport(
+                self.path,
+                "is SQLite but not an Nsight Systems export; run `nsys export --type sqlite` on the .nsys-rep",
+            )
+        major = self.schema_version.split(".")[0]
+        if major.isdigit() and int(major) != S.SUPPORTED_SCHEMA_MAJOR:
+            raise NotAnExport(
+                self.path,
+                f"export schema {self.schema_version} is not supported (major {S.SUPPORTED_SCHEMA_MAJOR}); "
+                "export it with Nsight Systems 2023.2 or later",
+            )
+        if not any(t in self.tables for t in S.CUDA_TABLES):
+            raise NotAnExport(
+                self.path,
+                "holds no CUDA activity: was the trace taken with `-t cuda` (nsys profile -t cuda,nvtx)?",
+            )
+
+    # ---- probing -------------------------------------------------------------------
+
+    def has(self, table: str) -> bool:
+        """Whether the export holds ``table`` (nsys writes a table only when it has data)."""
+        return table in self.tables
+
+    def columns(self, table: str) -> frozenset[str]:
+        """The columns of ``table`` (empty if it does not exist)."""
+        if table not in self._columns:
+            if table not in self.tables:
+                self._columns[table] = frozenset()
+            else:
+                info = self._con.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()
+                self._columns[table] = frozenset(r[0] for r in info)
+        return self._columns[table]
+
+    def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        """Run one read-only query into a DataFrame."""
+        return pd.read_sql_query(sql, self._con, params=params)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "Trace":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- identity ----------------------------------------------------------------------
+
+    @cached_property
+    def meta(self) -> dict[str, str]:
+        """``META_DATA_EXPORT`` as a dict (empty if absent)."""
+        if not self.has(S.T_META):
+            return {}
+        return dict(self._con.execute(f"SELECT name, value FROM {S.T_META}").fetchall())
+
+    @property
+    def nsys_version(self) -> str:
+        return self.meta.get("EXPORT_PRODUCT_VERSION", "unknown")
+
+    @property
+    def schema_version(self) -> str:
+        return self.meta.get("EXPORT_SCHEMA_VERSION", "unknown")
+
+    @cached_property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    @cached_property
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    def identity(self) -> dict[str, object]:
+        """The input's identity, as every output records it."""
+        return {
+            "path": str(self.path),
+            "size": self.size,
+            "sha256": self.sha256,
+            "nsys_version": self.nsys_version,
+            "schema_version": self.schema_version,
+        }
+
+    @cached_property
+    def capture_end_ns(self) -> int:
+        """The capture's end on the trace's clock.
+
+        Trace timestamps run from 0 to ``ANALYSIS_DETAILS.duration`` (its
+        ``startTime``/``stopTime`` are on another clock: stop - start == duration),
+        and nsys ends a range left open at exactly that value. Without the table,
+        the last timestamp seen.
+        """
+        if self.has(S.T_ANALYSIS) and "duration" in self.columns(S.T_ANALYSIS):
+            row = self._con.execute(f"SELECT MAX(duration) FROM {S.T_ANALYSIS}").fetchone()
+            if row[0] is not None:
+                return int(row[0])
+        ends = [self.activity_span[1]]
+        if self.has(S.T_NVTX):
+            row = self._con.execute(f"SELECT MAX(MAX(start), COALESCE(MAX(end), 0)) FROM {S.T_NVTX}").fetchone()
+            ends.append(row[0])
+        known = [int(e) for e in ends if e is not None]
+        return max(known) if known else 0
+
+    @cached_property
+    def activity_span(self) -> tuple[int | None, int | None]:
+        """First and last time of any GPU op or CUDA API call, in ns."""
+        lo: list[int] = []
+        hi: list[int] = []
+        for t in S.CUDA_TABLES:
+            if self.has(t):
+                a, b = self._con.execute(f"SELECT MIN(start), MAX(end) FROM {t}").fetchone()
+                if a is not None:
+                    lo.append(int(a))
+                    hi.append(int(b))
+        return (min(lo), max(hi)) if lo else (None, None)
+
+    # ---- lookups -------------------------------------------------------------------
+
+    @cached_property
+    def strings(self) -> pd.Series:
+        """``StringIds``: id -> value."""
+        if not self.has(S.T_STRINGS):
+            return pd.Series(dtype=object)
+        df = self.query(f"SELECT id, value FROM {S.T_STRINGS}")
+        return pd.Series(df["value"].to_numpy(dtype=object), index=df["id"].to_numpy())
+
+    def enum_labels(self, table: str) -> dict[int, str]:
+        """An ENUM table as id -> label (empty if absent)."""
+        if not self.has(table):
+            return {}
+        return {int(i): str(label) for i, label in self._con.execute(f"SELECT id, label FROM {table}")}
+
+    def _strings_for(self, ids: pd.Series) -> np.ndarray:
+        return self.strings.reindex(ids.to_numpy()).to_numpy(dtype=object)
+
+    # ---- NVTX ----------------------------------------------------------------------
+
+    @cached_property
+    def _nvtx_domains(self) -> pd.DataFrame:
+        """Domain names keyed by (domainId, pid): domain ids are per process."""
+        if not self.has(S.T_NVTX):
+            return pd.DataFrame({"domainId": [], "pid": [], "domain": []})
+        df = self.query(
+            f"SELECT domainId, globalTid, text FROM {S.T_NVTX} WHERE eventType = ?",
+            (S.NVTX_DOMAIN_CREATE,),
+        )
+        df["pid"] = S.pid_of(df["globalTid"].astype("int64"))
+        return df.drop_duplicates(["domainId", "pid"], keep="last").rename(columns={"text": "domain"})[
+            ["domainId", "pid", "domain"]
+        ]
+
+    def _nvtx_rows(self, event_types: tuple[int, ...]) -> pd.DataFrame:
+        cols = self.columns(S.T_NVTX)
+        payloads = [c for c in S.PAYLOAD_COLUMNS if c in cols]
+        payload_sql = f"COALESCE({', '.join(f'CAST({c} AS REAL)' for c in payloads)}, NULL)" if payloads else "NULL"
+        if len(payloads) == 1:
+            payload_sql = f"CAST({payloads[0]} AS REAL)"
+        text_sql = "COALESCE(e.text, s.value)" if "textId" in cols else "e.text"
+        join = f"LEFT JOIN {S.T_STRINGS} s ON s.id = e.textId" if "textId" in cols and self.has(S.T_STRINGS) else ""
+        if not join:
+            text_sql = "e.text"
+        end_tid_sql = "e.endGlobalTid" if "endGlobalTid" in cols else "NULL"
+        domain_sql = "e.domainId" if "domainId" in cols else "0"
+        marks = ",".join("?" * len(event_types))
+        return self.query(
+            f"SELECT e.start, e.end, e.eventType, {text_sql} AS text, e.globalTid, "
+            f"{end_tid_sql} AS endGlobalTid, {domain_sql} AS domainId, {payload_sql} AS payload "
+            f"FROM {S.T_NVTX} e {join} WHERE e.eventType IN ({marks})",
+            event_types,
+        )
+
+    def _with_names(self, df: pd.DataFrame) -> pd.DataFrame:
+        gt = df["globalTid"].fillna(0).astype("int64")
+        df["pid"] = S.pid_of(gt)
+        df["tid"] = S.tid_of(gt)
+        df["domainId"] = df["domainId"].fillna(0).astype("int64")
+        df = df.merge(self._nvtx_domains, on=["domainId", "pid"], how="left")
+        df["domain"] = df["domain"].where(df["domainId"] != 0, "").fillna("")
+        df["text"] = df["text"].fillna("").astype(object)
+        df["name"] = df["domain"].astype(object) + ":" + df["text"]
+        return df
+
+    @cached_property
+    def nvtx_ranges(self) -> pd.DataFrame:
+        """NVTX push/pop and start/end ranges, one row per range.
+
+        Columns: ``range_id`` (0-based, in start order), ``name`` (``domain:text``,
+        default domain ``:text``), ``domain``, ``text``, ``start_ns``, ``end_ns``,
+        ``dur_ns``, ``pid``, ``tid`` (the starting thread), ``end_tid`` (null
+        unless it ended on another thread), ``kind`` (``push_pop``/``start_end``),
+        ``depth`` (0 = outermost on its thread), ``parent`` (the enclosing range's
+        ``range_id``, null at depth 0), ``payload`` (float64), ``closed`` (false when
+        the end was NULL, and ended here at the capture's end, or equals it).
+        """
+        if not self.has(S.T_NVTX):
+            return _empty_ranges()
+        df = self._nvtx_rows(S.NVTX_RANGE_TYPES)
+        if df.empty:
+            return _empty_ranges()
+        df = self._with_names(df)
+        cap_end = self.capture_end_ns
+        closed = df["end"].notna() & (df["end"] != cap_end)
+        end = df["end"].fillna(cap_end).astype("int64")
+        start = df["start"].astype("int64")
+        end_gt = df["endGlobalTid"]
+        end_tid = S.tid_of(end_gt.fillna(0).astype("int64"))
+        cross = (end_gt.notna() & (end_gt.fillna(0).astype("int64") != df["globalTid"].astype("int64"))).to_numpy()
+        out = pd.DataFrame(
+            {
+                "name": df["name"].to_numpy(dtype=object),
+                "domain": df["domain"].to_numpy(dtype=object),
+                "text": df["text"].to_numpy(dtype=object),
+                "start_ns": start.to_numpy(),
+                "end_ns": end.to_numpy(),
+                "dur_ns": (end - start).to_numpy(),
+                "pid": df["pid"].to_numpy(dtype="int64"),
+                "tid": df["tid"].to_numpy(dtype="int64"),
+                "end_tid": pd.Series(end_tid, dtype="Int64").where(cross).to_numpy(),
+                "kind": df["eventType"].map(S.RANGE_KIND).to_numpy(dtype=object),
+                "payload": df["payload"].astype("float64").to_numpy(),
+                "closed": closed.to_numpy(),
+            }
+        )
+        out = out.sort_values(["start_ns", "end_ns"], ascending=[True, False], kind="stable", ignore_index=True)
+        out.insert(0, "range_id", np.arange(len(out), dtype=np.int64))
+        depth, parent = _nesting(out)
+        out["depth"] = depth
+        out["parent"] = pd.Series(parent, dtype="Int64").where(parent >= 0).to_numpy()
+        return out
+
+    @cached_property
+    def marks(self) -> pd.DataFrame:
+        """NVTX marks: ``name``, ``ts_ns``, ``pid``, ``tid``, ``payload``."""
+        if not self.has(S.T_NVTX):
+            return pd.DataFrame({"name": [], "ts_ns": [], "pid": [], "tid": [], "payload": []}).astype(
+                {"ts_ns": "int64", "pid": "int64", "tid": "int64", "payload": "float64"}
+            )
+        df = self._with_names(self._nvtx_rows((S.NVTX_MARK,)))
+        return pd.DataFrame(
+            {
+                "name": df["name"].to_numpy(dtype=object),
+                "ts_ns": df["start"].astype("int64").to_numpy(),
+                "pid": df["pid"].to_numpy(dtype="int64"),
+                "tid": df["tid"].to_numpy(dtype="int64"),
+                "payload": df["payload"].astype("float64").to_numpy(),
+            }
+        ).sort_values("ts_ns", ignore_index=True)
+
+    # ---- CUDA API ----------------------------------------------------------------
+
+    @cached_property
+    def api_calls(self) -> pd.DataFrame:
+        """CUDA runtime and driver API calls.
+
+        Columns: ``name`` (as recorded, e.g. ``cudaStreamSynchronize_v3020``),
+        ``base_name`` (trailing ``_v`` + digits removed), ``start_ns``, ``end_ns``,
+        ``dur_ns``, ``pid``, ``tid``, ``correlation_id``, ``return_value``.
+        """
+        if not self.has(S.T_RUNTIME):
+            return _empty_api()
+        cols = self.columns(S.T_RUNTIME)
+        ret = "returnValue" if "returnValue" in cols else "NULL"
+        df = self.query(
+            f"SELECT start, end, globalTid, correlationId, nameId, {ret} AS returnValue FROM {S.T_RUNTIME}"
+        )
+        names = pd.Categorical(self._strings_for(df["nameId"]))
+        base = pd.Categorical(names.categories.str.replace(S.BASE_NAME_SUFFIX, "", regex=True).to_numpy()[names.codes]) if len(names.categories) else names
+        gt = df["globalTid"].astype("int64")
+        out = pd.DataFrame(
+            {
+                "name": names,
+                "base_name": base,
+                "start_ns": df["start"].astype("int64").to_numpy(),
+                "end_ns": df["end"].astype("int64").to_numpy(),
+                "pid": S.pid_of(gt),
+                "tid": S.tid_of(gt),
+                "correlation_id": df["correlationId"].fillna(-1).astype("int64").to_numpy(),
+                "return_value": df["returnValue"].astype("Int64") if ret != "NULL" else pd.array([pd.NA] * len(df), "Int64"),
+            }
+        )
+        out["dur_ns"] = out["end_ns"] - out["start_ns"]
+        return out.sort_values("start_ns", kind="stable", ignore_index=True)
+
+    # ---- GPU activity ---------------------------------------------------------------
+
+    def _gpu_rows(self, table: str, extra: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Common GPU-op columns of ``table``, joined to the launching API call on
+        (correlationId, pid): correlation ids repeat across processes."""
+        df = self.query(
+            f"SELECT start, end, deviceId, streamId, correlationId, globalPid{extra} FROM {table}"
+        )
+        pid = S.pid_of(df["globalPid"].fillna(0).astype("int64"))
+        base = pd.DataFrame(
+            {
+                "start_ns": df["start"].astype("int64").to_numpy(),
+                "end_ns": df["end"].astype("int64").to_numpy(),
+                "device": df["deviceId"].astype("int64").to_numpy(),
+                "stream": df["streamId"].astype("int64").to_numpy(),
+                "pid": pid,
+                "correlation_id": df["correlationId"].fillna(-1).astype("int64").to_numpy(),
+            }
+        )
+        base["dur_ns"] = base["end_ns"] - base["start_ns"]
+        api = self.api_calls[["pid", "correlation_id", "name", "tid", "start_ns", "end_ns"]].rename(
+            columns={"name": "api", "tid": "launch_tid", "start_ns": "api_start_ns", "end_ns": "api_end_ns"}
+        )
+        api = api[api["correlation_id"] >= 0].drop_duplicates(["pid", "correlation_id"])
+        base = base.merge(api, on=["pid", "correlation_id"], how="left", sort=False)
+        base["launch_tid"] = base["launch_tid"].astype("Int64")
+        base["api_start_ns"] = base["api_start_ns"].astype("Int64")
+        base["api_end_ns"] = base["api_end_ns"].astype("Int64")
+        base["api"] = base["api"].astype(object)
+        return base, df
+
+    @cached_property
+    def kernels(self) -> pd.DataFrame:
+        """Kernels: GPU-op columns (``start_ns``, ``end_ns``, ``dur_ns``, ``device``,
+        ``stream``, ``pid``, ``correlation_id``, ``api`` (launching call, raw name),
+        ``launch_tid``, ``api_start_ns``, ``api_end_ns``) plus ``name`` (demangled,
+        as nsys's kernel summary keys it), ``short_name`` and ``graph_node_id``."""
+        if not self.has(S.T_KERNEL):
+            return _empty_ops(["name", "short_name", "graph_node_id"])
+        cols = self.columns(S.T_KERNEL)
+        extra = ", demangledName, shortName" + (", graphNodeId" if "graphNodeId" in cols else ", NULL AS graphNodeId")
+        base, raw = self._gpu_rows(S.T_KERNEL, extra)
+        base["name"] = self._strings_for(raw["demangledName"])
+        base["short_name"] = self._strings_for(raw["shortName"])
+        base["graph_node_id"] = raw["graphNodeId"].astype("Int64").to_numpy()
+        return base.sort_values("start_ns", kind="stable", ignore_index=True)
+
+    @cached_property
+    def memcpy(self) -> pd.DataFrame:
+        """Memory copies: GPU-op columns plus ``bytes``, ``copy_kind``, ``src_kind``,
+        ``dst_kind`` (ENUM labels, e.g. "Host-to-Device", "Pinned"), ``src_device``,
+        ``dst_device`` (the GPU on each side; null for host memory: Host-to-Device
+        has ``dst_device`` = deviceId, Device-to-Host ``src_device`` = deviceId,
+        Device-to-Device both, Peer-to-Peer srcDeviceId/dstDeviceId)."""
+        if not self.has(S.T_MEMCPY):
+            return _empty_ops(["bytes", "copy_kind", "src_kind", "dst_kind", "src_device", "dst_device"])
+        base, raw = self._gpu_rows(
+            S.T_MEMCPY, ", bytes, copyKind, srcKind, dstKind, srcDeviceId, dstDeviceId"
+        )
+        copy_labels = self.enum_labels(S.T_ENUM_MEMCPY)
+        mem_labels = self.enum_labels(S.T_ENUM_MEMKIND)
+        base["bytes"] = raw["bytes"].astype("int64").to_numpy()
+        base["copy_kind"] = raw["copyKind"].map(copy_labels).fillna("Unknown").to_numpy(dtype=object)
+        base["src_kind"] = raw["srcKind"].map(mem_labels).fillna("Unknown").to_numpy(dtype=object)
+        base["dst_kind"] = raw["dstKind"].map(mem_labels).fillna("Unknown").to_numpy(dtype=object)
+        kind = base["copy_kind"]
+        dev = base["device"]
+        src = pd.array([pd.NA] * len(base), dtype="Int64")
+        dst = pd.array([pd.NA] * len(base), dtype="Int64")
+        src = pd.Series(src).mask(kind.isin([S.D2H, S.D2D]), dev)
+        dst = pd.Series(dst).mask(kind.isin([S.H2D, S.D2D]), dev)
+        p2p = (kind == S.P2P).to_numpy()
+        src = src.mask(p2p, raw["srcDeviceId"].astype("Int64"))
+        dst = dst.mask(p2p, raw["dstDeviceId"].astype("Int64"))
+        base["src_device"] = src.astype("Int64").to_numpy()
+        base["dst_device"] = dst.astype("Int64").to_numpy()
+        return base.sort_values("start_ns", kind="stable", ignore_index=True)
+
+    @cached_property
+    def memset(self) -> pd.DataFrame:
+        """Memsets: GPU-op columns plus ``bytes``."""
+        if not self.has(S.T_MEMSET):
+            return _empty_ops(["bytes"])
+        base, raw = self._gpu_rows(S.T_MEMSET, ", bytes")
+        base["bytes"] = raw["bytes"].astype("int64").to_numpy()
+        return base.sort_values("start_ns", kind="stable", ignore_index=True)
+
+    @cached_property
+    def graph_runs(self) -> pd.DataFrame:
+        """CUDA graph executions traced at graph level (one row per launch; their
+        kernels are not recorded): GPU-op columns plus ``graph_id``, ``graph_exec_id``."""
+        if not self.has(S.T_GRAPH):
+            return _empty_ops(["graph_id", "graph_exec_id"])
+        base, raw = self._gpu_rows(S.T_GRAPH, ", graphId, graphExecId")
+        base["graph_id"] = raw["graphId"].astype("int64").to_numpy()
+        base["graph_exec_id"] = raw["graphExecId"].astype("int64").to_numpy()
+        return base.sort_values("start_ns", kind="stable", ignore_index=True)
+
+    @cached_property
+    def sync_events(self) -> pd.DataFrame:
+        """CUPTI synchronization records: ``start_ns``, ``end_ns``, ``dur_ns``,
+        ``device``, ``stream``, ``pid``, ``correlation_id``, ``sync_type`` (label)."""
+        if not self.has(S.T_SYNC):
+            return pd.DataFrame(
+                {c: pd.Series(dtype="int64") for c in ["start_ns", "end_ns", "dur_ns", "device", "stream", "pid", "correlation_id"]}
+            ).assign(sync_type=pd.Series(dtype=object))
+        df = self.query(f"SELECT start, end, deviceId, streamId, correlationId, globalPid, syncType FROM {S.T_SYNC}")
+        labels = self.enum_labels(S.T_ENUM_SYNC)
+        out = pd.DataFrame(
+            {
+                "start_ns": df["start"].astype("int64"),
+                "end_ns": df["end"].astype("int64"),
+                "device": df["deviceId"].astype("int64"),
+                "stream": df["streamId"].astype("int64"),
+                "pid": S.pid_of(df["globalPid"].fillna(0).astype("int64")),
+                "correlation_id": df["correlationId"].fillna(-1).astype("int64"),
+                "sync_type": df["syncType"].map(labels).fillna("Unknown").astype(object),
+            }
+        )
+        out["dur_ns"] = out["end_ns"] - out["start_ns"]
+        return out
+
+    # ---- system -------------------------------------------------------------------
+
+    @cached_property
+    def gpus(self) -> pd.DataFrame:
+        """GPUs: ``device`` (CUDA device id), ``name``, ``compute_major``,
+        ``compute_minor``, ``memory_bytes``, ``bus``, ``sm_count``."""
+        want = {"cuDevice": "device", "id": "id", "name": "name", "computeMajor": "compute_major",
+                "computeMinor": "compute_minor", "totalMemory": "memory_bytes", "busLocation": "bus",
+                "smCount": "sm_count"}
+        have = [c for c in want if c in self.columns(S.T_GPU)]
+        if not have:
+            return pd.DataFrame({v: [] for v in want.values()})
+        df = self.query(f"SELECT {', '.join(have)} FROM {S.T_GPU}").rename(columns=want)
+        if "device" not in df:
+            df["device"] = df.get("id")
+        return df.drop_duplicates("device").sort_values("device", ignore_index=True)
+
+    @cached_property
+    def threads(self) -> pd.DataFrame:
+        """Thread names: ``pid``, ``tid``, ``name``."""
+        if not self.has(S.T_THREADS):
+            return pd.DataFrame({"pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64"), "name": pd.Series(dtype=object)})
+        df = self.query(f"SELECT globalTid, nameId FROM {S.T_THREADS}")
+        gt = df["globalTid"].astype("int64")
+        return pd.DataFrame(
+            {"pid": S.pid_of(gt), "tid": S.tid_of(gt), "name": self._strings_for(df["nameId"])}
+        ).drop_duplicates(["pid", "tid"], keep="last", ignore_index=True)
+
+    def lacks(self) -> list[str]:
+        """What this trace lacks that a full report uses, in plain words."""
+        missing = []
+        if not self.has(S.T_NVTX):
+            missing.append("NVTX ranges (trace with `-t cuda,nvtx`)")
+        if not self.has(S.T_KERNEL) and not self.has(S.T_GRAPH):
+            missing.append("kernels")
+        if not self.has(S.T_MEMCPY):
+            missing.append("memory copies")
+        if not self.has(S.T_RUNTIME):
+            missing.append("CUDA API calls")
+        return missing
+
+
+def _nesting(r: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and parent ``range_id`` of each range among the ranges of its thread.
+
+    ``r`` is sorted by (start asc, end desc). Depth counts ranges of the same
+    (pid, tid) open when a range starts; the parent is the latest-started range
+    one level up. Loops run over threads and depth levels, never over rows.
+    """
+    n = len(r)
+    depth = np.zeros(n, dtype=np.int64)
+    parent = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return depth, parent
+    starts = r["start_ns"].to_numpy()
+    ends = r["end_ns"].to_numpy()
+    for _, idx in r.groupby(["pid", "tid"], sort=False).indices.items():
+        idx = np.sort(idx)  # rows are already in (start, -end) order
+        s, e = starts[idx], ends[idx]
+        order_rank = np.arange(idx.size)  # ranges started before (in sort order)
+        closed_before = np.searchsorted(np.sort(e), s, side="right")
+        d = np.maximum(order_rank - closed_before, 0)
+        depth[idx] = d
+        # parent: the latest earlier row at depth d-1
+        for level in range(1, int(d.max()) + 1 if d.size else 1):
+            at_prev = np.where(d == level - 1, np.arange(idx.size), -1)
+            last_prev = np.maximum.accumulate(at_prev)
+            rows = np.flatnonzero(d == level)
+            cand = last_prev[rows - 1] if rows.size else rows
+            ok = cand >= 0
+            parent[idx[rows[ok]]] = idx[cand[ok]]
+    return depth, parent  # row position == range_id
+
+
+def _empty_ranges() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "range_id": pd.Series(dtype="int64"),
+            "name": pd.Series(dtype=object),
+            "domain": pd.Series(dtype=object),
+            "text": pd.Series(dtype=object),
+            "start_ns": pd.Series(dtype="int64"),
+            "end_ns": pd.Series(dtype="int64"),
+            "dur_ns": pd.Series(dtype="int64"),
+            "pid": pd.Series(dtype="int64"),
+            "tid": pd.Series(dtype="int64"),
+            "end_tid": pd.Series(dtype="Int64"),
+            "kind": pd.Series(dtype=object),
+            "payload": pd.Series(dtype="float64"),
+            "closed": pd.Series(dtype=bool),
+            "depth": pd.Series(dtype="int64"),
+            "parent": pd.Series(dtype="Int64"),
+        }
+    )
+
+
+def _empty_api() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "name": pd.Series(dtype=object),
+            "base_name": pd.Series(dtype=object),
+            "start_ns": pd.Series(dtype="int64"),
+            "end_ns": pd.Series(dtype="int64"),
+            "pid": pd.Series(dtype="int64"),
+            "tid": pd.Series(dtype="int64"),
+            "correlation_id": pd.Series(dtype="int64"),
+            "return_value": pd.Series(dtype="Int64"),
+            "dur_ns": pd.Series(dtype="int64"),
+        }
+    )
+
+
+def _empty_ops(extra: list[str]) -> pd.DataFrame:
+    cols = {c: pd.Series(dtype="int64") for c in ["start_ns", "end_ns", "device", "stream", "pid", "correlation_id", "dur_ns"]}
+    cols.update({"api": pd.Series(dtype=object), "launch_tid": pd.Series(dtype="Int64"),
+                 "api_start_ns": pd.Series(dtype="Int64"), "api_end_ns": pd.Series(dtype="Int64")})
+    for c in extra:
+        cols[c] = pd.Series(dtype=object if c in {"copy_kind", "src_kind", "dst_kind", "name", "short_name"} else "Int64")
+    return pd.DataFrame(cols)
