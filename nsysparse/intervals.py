@@ -7,8 +7,13 @@ sorted, disjoint, non-empty intervals.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 I64 = npt.NDArray[np.int64]
 
@@ -95,3 +100,31 @@ def covered_before(us: I64, ue: I64, t: npt.ArrayLike) -> I64:
     ic = np.clip(i, 0, None)
     partial = np.where(i >= 0, np.minimum(t, ue[ic]) - us[ic], 0)
     return np.where(i >= 0, cum[ic] + partial, 0).astype(np.int64)
+
+
+def clipped_union_by_thread(
+    intervals: pd.DataFrame,
+    windows: pd.DataFrame,
+    keys: tuple[str, ...] = ("pid", "tid"),
+) -> I64:
+    """For each window row, |union of the intervals with the same ``keys``, clipped to it|.
+
+    ``intervals`` has ``start_ns``/``end_ns`` and the key columns; ``windows`` has
+    ``start_ns``/``end_ns`` and the key columns. Loops run over distinct keys (threads),
+    never over rows.
+    """
+    out = np.zeros(len(windows), dtype=np.int64)
+    if len(windows) == 0 or len(intervals) == 0:
+        return out
+    k = list(keys)
+    groups = intervals.groupby(k, sort=False).indices
+    for key, rows in windows.reset_index(drop=True).groupby(k, sort=False).indices.items():
+        iv = groups.get(key)
+        if iv is None:
+            continue
+        sub = intervals.iloc[iv]
+        w = windows.iloc[rows]
+        out[rows] = clipped_union_per_window(
+            sub["start_ns"].to_numpy(), sub["end_ns"].to_numpy(), w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
+        )
+    return out

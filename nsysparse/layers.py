@@ -1,0 +1,68 @@
+"""Per-layer breakdown: the k-th layer range inside a step is layer k."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import intervals as iv
+
+LAYER_COLUMNS = ["layer", "count", "wait_ns", "sync_ns", "gpu_busy_kernel_ns", "bytes_h2d", "bytes_disk"]
+
+
+def layer_windows(ranges: pd.DataFrame, layer_name: str, steps: pd.DataFrame) -> pd.DataFrame:
+    """Outermost layer ranges on each step's thread, inside the step, numbered from 0
+    in time order within their step: ``step``, ``layer``, ``pid``, ``tid``,
+    ``start_ns``, ``end_ns``, ``dur_ns``."""
+    lay = ranges[ranges["text"] == layer_name]
+    if lay.empty or steps.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in ["step", "layer", "pid", "tid", "start_ns", "end_ns", "dur_ns"]})
+    lay = lay.sort_values(["pid", "tid", "start_ns", "end_ns"], ascending=[True, True, True, False])
+    prev_end = lay.groupby(["pid", "tid"], sort=False)["end_ns"].transform(lambda e: e.cummax().shift(1))
+    lay = lay[~(lay["start_ns"] < prev_end.fillna(np.iinfo(np.int64).min))]
+    m = lay.merge(steps[["step", "pid", "tid", "start_ns", "end_ns"]], on=["pid", "tid"], suffixes=("", "_step"))
+    m = m[(m["start_ns"] >= m["start_ns_step"]) & (m["end_ns"] <= m["end_ns_step"])]
+    m = m.sort_values(["step", "start_ns"], ignore_index=True)
+    m["layer"] = m.groupby("step").cumcount()
+    return m[["step", "layer", "pid", "tid", "start_ns", "end_ns", "dur_ns"]].reset_index(drop=True)
+
+
+def layer_table(
+    windows: pd.DataFrame,
+    live_steps: pd.DataFrame,
+    waits: pd.DataFrame,
+    syncs: pd.DataFrame,
+    compute: pd.DataFrame,
+    h2d: pd.DataFrame,
+    disk: pd.DataFrame,
+) -> pd.DataFrame:
+    """Per layer index, sums over the non-warm-up steps ``live_steps``: ``count``,
+    ``wait_ns``/``sync_ns`` (unions on the step's thread, clipped to the layer),
+    ``gpu_busy_kernel_ns`` (kernel/graph union, all devices, clipped to the layer),
+    ``bytes_h2d``/``bytes_disk`` (transfers whose start lies in the layer)."""
+    w = windows[windows["step"].isin(live_steps["step"])].reset_index(drop=True)
+    if w.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in LAYER_COLUMNS})
+    w = w.assign(
+        wait_ns=iv.clipped_union_by_thread(waits, w),
+        sync_ns=iv.clipped_union_by_thread(syncs, w),
+        gpu_busy_kernel_ns=iv.clipped_union_per_window(compute["start_ns"], compute["end_ns"], w["start_ns"], w["end_ns"])
+        if len(compute) else 0,
+        bytes_h2d=_bytes_in(h2d, w),
+        bytes_disk=_bytes_in(disk, w),
+    )
+    out = w.groupby("layer", sort=True).agg(
+        count=("step", "size"), wait_ns=("wait_ns", "sum"), sync_ns=("sync_ns", "sum"),
+        gpu_busy_kernel_ns=("gpu_busy_kernel_ns", "sum"), bytes_h2d=("bytes_h2d", "sum"), bytes_disk=("bytes_disk", "sum"),
+    ).reset_index()
+    return out[LAYER_COLUMNS].astype("int64")
+
+
+def _bytes_in(xfer: pd.DataFrame, w: pd.DataFrame) -> np.ndarray:
+    """Bytes of the transfers starting in each (non-overlapping) window."""
+    if xfer.empty:
+        return np.zeros(len(w), dtype=np.int64)
+    x = xfer.sort_values("start_ns")
+    cum = np.concatenate([[0], np.cumsum(x["bytes"].to_numpy(dtype=np.int64))])
+    t = x["start_ns"].to_numpy()
+    return cum[np.searchsorted(t, w["end_ns"].to_numpy(), "left")] - cum[np.searchsorted(t, w["start_ns"].to_numpy(), "left")]

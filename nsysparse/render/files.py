@@ -1,0 +1,107 @@
+"""Write a report folder atomically: Parquet tables, summary.json, manifest.json, charts.
+
+Everything is written into a temporary folder beside the destination and
+renamed into place, so an interrupted run leaves the previous folder or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..report import Report, jsonable
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``dest``; on success it replaces
+    ``dest`` whole, on failure it is removed and ``dest`` is untouched."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield tmp
+        old = None
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def provenance(report: Report) -> dict[str, str]:
+    """What every output carries: tool version, the input's nsys version and schema, settings."""
+    return {
+        "nsysparse_version": __version__,
+        "nsys_version": str(report.input["nsys_version"]),
+        "export_schema": str(report.input["schema_version"]),
+        "input_sha256": str(report.input["sha256"]),
+        "settings": json.dumps(report.settings.to_dict(), sort_keys=True),
+    }
+
+
+def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str]) -> None:
+    """One table to Parquet, with ``meta`` in the file's key-value metadata."""
+    table = pa.Table.from_pandas(_arrow_ready(df), preserve_index=False)
+    merged = {**(table.schema.metadata or {}), **{f"nsysparse.{k}".encode(): v.encode() for k, v in meta.items()}}
+    pq.write_table(table.replace_schema_metadata(merged), path)
+
+
+def _arrow_ready(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(object)
+    return out
+
+
+def write_json(obj: Any, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=jsonable, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_report_folder(
+    report: Report,
+    dest: Path,
+    charts: Callable[[Report, Path], list[str]] | None = None,
+) -> list[str]:
+    """Write every table, ``summary.json``, the charts and ``manifest.json`` into
+    ``dest`` atomically. Returns the created file names."""
+    meta = provenance(report)
+    with atomic_dir(dest) as tmp:
+        created = []
+        for name, df in report.tables.items():
+            write_parquet(df, tmp / f"{name}.parquet", meta)
+            created.append(f"{name}.parquet")
+        write_json(report.summary, tmp / "summary.json")
+        created.append("summary.json")
+        if charts is not None:
+            created += charts(report, tmp)
+        manifest = {
+            "tool": "nsysparse",
+            "tool_version": __version__,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "input": report.input,
+            "nsys_version": report.input["nsys_version"],
+            "schema_version": report.input["schema_version"],
+            "settings": report.settings.to_dict(),
+            "notes": report.notes,
+            "files": sorted(created + ["manifest.json"]),
+        }
+        write_json(manifest, tmp / "manifest.json")
+    return sorted(created + ["manifest.json"])
