@@ -184,7 +184,7 @@ def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs:
 
 
 def _ratio(num: float, den: float) -> float | None:
-    return float(num) / float(den) if den > 0 else None
+    return float(num) / float(den) if den > 0 else None  # plain floats: JSON-ready
 
 
 def _summary(
@@ -203,7 +203,7 @@ def _summary(
         "step_ms_p95": float(np.percentile(step_ms, 95)) if step_ms.size else None,
         "step_ms_mean": float(step_ms.mean()) if step_ms.size else None,
         "bubble_ratio": _ratio(live["wait_ns"].sum(), total),
-        "gpu_idle_ratio": None if total <= 0 else 1 - live["gpu_busy_kernel_ns"].sum() / total,
+        "gpu_idle_ratio": None if total <= 0 else float(1 - live["gpu_busy_kernel_ns"].sum() / total),
         "gpu_busy_any_ratio": _ratio(live["gpu_busy_any_ns"].sum(), total),
         "sync_share": _ratio(live["sync_ns"].sum(), total),
         "overlap_h2d_compute": _ratio(overlap["overlap_ns"].sum(), h2d_busy) if len(overlap) else None,

@@ -37,6 +37,6 @@ def top_targets(
         cand.append((f"link:{label}", float(lost_ns) / k / 1e6))
     cand.sort(key=lambda c: c[1], reverse=True)
     return [
-        {"what": w, "ms_per_step": ms, "share": ms / mean_step_ms if mean_step_ms > 0 else 0.0}
+        {"what": w, "ms_per_step": float(ms), "share": float(ms / mean_step_ms) if mean_step_ms > 0 else 0.0}
         for w, ms in cand[:n]
     ]
