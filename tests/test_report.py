@@ -382,3 +382,4 @@ def test_ranges_table_percentiles(builder):
     assert row["count"] == 3 and row["total_ns"] == 700
     assert row["p50_ns"] == 200 and row["p95_ns"] == pytest.approx(np.percentile([100, 200, 400], 95))
     assert row["proj_total_ns"] == 10
+    assert row["proj_count"] == 1 and row["proj_p50_ns"] == 10 and row["proj_busy_mean_ns"] == 10

@@ -64,7 +64,34 @@ def _lines(report: Report) -> dict[str, Any]:
         [f"{i}.", _target_label(t["what"]), f"{t['ms_per_step']:.2f} ms", _pct(t["share"])]
         for i, t in enumerate(s["targets"], 1)
     ]
-    return {"head": head, "shares": shares, "links": links, "targets": targets, "notes": s["notes"]}
+    return {"head": head, "shares": shares, "links": links, "targets": targets, "notes": s["notes"],
+            "threads": _sync_threads(report), "layers": _layers(report)}
+
+
+def _sync_threads(report: Report, k: int = 3) -> list[str]:
+    """The threads that synchronise most, each with its own share (never summed)."""
+    sync = report.tables["sync"]
+    if sync.empty:
+        return []
+    names = report.trace.threads.set_index(["pid", "tid"])["name"] if not report.trace.threads.empty else {}
+    per = sync.groupby(["pid", "tid"]).agg(share=("share", "sum"), calls=("calls", "sum"), top=("union_ns", "idxmax"))
+    per = per.sort_values("share", ascending=False).head(k)
+    out = []
+    for (pid, tid), row in per.iterrows():
+        name = names.get((pid, tid), "") if hasattr(names, "get") else ""
+        label = f"{pid}/{tid}" + (f" {name}" if name else "")
+        out.append(f"{label}: {_pct(min(row['share'], 1.0))} in {int(row['calls'])} calls, mostly {sync.loc[row['top'], 'base_name']}")
+    return out
+
+
+def _layers(report: Report) -> str:
+    lay = report.tables["layers"]
+    live = report.summary["steps"] - report.summary["warmup"]
+    if lay.empty or live <= 0:
+        return ""
+    parts = [f"L{int(r.layer)} {r.wait_ns / live / 1e6:.2f}" for r in lay.itertuples()]
+    worst = lay.loc[lay["wait_ns"].idxmax(), "layer"]
+    return f"host wait per layer, ms per step: {', '.join(parts)} (most: layer {int(worst)})"
 
 
 LINK_HEADER = ["link", "copies", "bytes", "GB/s eff", "p50", "p95", "peak", "util"]
@@ -83,6 +110,11 @@ def render_text(report: Report) -> str:
     for label, v in c["shares"]:
         bar = "#" * int(round(20 * v)) if v is not None else ""
         out.append(f"  {label:<38} {_pct(v):>7}  {bar}")
+    if c["threads"]:
+        out += ["", "Sync by thread (share of that thread's steps, or of the run)"]
+        out += [f"  {line}" for line in c["threads"]]
+    if c["layers"]:
+        out += ["", f"Layers: {c['layers']}"]
     out += ["", "Links (whole trace; GB/s = 1e9 B/s; eff = bytes / busy time)"]
     out += ["  " + line for line in _table(c["links"], LINK_HEADER)] if c["links"] else ["  no transfers"]
     out += ["", "Top targets (step time each costs, per measured step)"]
