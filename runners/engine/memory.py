@@ -17,6 +17,14 @@ PAGE = 4096
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
+def _host_register(ptr: int, size: int) -> bool:
+    """Page-lock ``size`` bytes at ``ptr`` for CUDA; False where the runtime refuses or lacks the call."""
+    try:
+        return int(torch.cuda.cudart().cudaHostRegister(ptr, size, 0)) == 0
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+
+
 class HostSlab:
     """``nslots`` slots of ``slot_bytes`` each in host memory; slot ``i`` holds ``elems`` weights."""
 
@@ -31,8 +39,7 @@ class HostSlab:
         self.pinning = "none"
         bytes_ = torch.from_numpy(np.frombuffer(self._mmap, dtype=np.uint8))
         if pin:
-            rt = torch.cuda.cudart()
-            if int(rt.cudaHostRegister(bytes_.data_ptr(), size, 0)) == 0:
+            if _host_register(bytes_.data_ptr(), size):
                 self._registered, self.pinning = True, "cudaHostRegister"
             else:
                 bytes_ = torch.empty(size, dtype=torch.uint8, pin_memory=True)

@@ -87,6 +87,7 @@ class EngineResult:
     host_pinning: str
     store: dict
     device_name: str
+    nvtx_active: bool
     final_logits_sum: float
     logits: torch.Tensor | None = field(default=None, repr=False)
 
@@ -160,8 +161,12 @@ class MoEEngine:
         self.moe_ids = list(range(p.first_dense, self.n_layers))
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda but no CUDA GPU is visible to torch")
-        self.device = torch.device(cfg.device)
+        # An explicit index: the fetch thread must select the same GPU.
+        self.device = torch.device("cuda", torch.cuda.current_device()) if cfg.device == "cuda" else torch.device("cpu")
         cuda = self.device.type == "cuda"
+        if not cuda and torch.get_num_threads() >= (os.cpu_count() or 1) > 1:
+            # Spinning intra-op threads on every core starve the fetch thread (100x slower steps on 2 cores).
+            torch.set_num_threads((os.cpu_count() or 2) - 1)
         self.instr = Instrument(nvtx_on=cfg.nvtx and cuda, io_log=cfg.io_log)
         keys = [(li, e) for li in self.moe_ids for e in range(p.experts)]
         self.store = ExpertStore(cfg.store or DEFAULT_STORE, p, cfg.seed)
@@ -218,18 +223,18 @@ class MoEEngine:
         self.inflight[key] = fut
         return fut
 
-    def dispatch(self, li: int, experts: list[int]) -> tuple[dict[int, int], list[Future]]:
-        """Look up the layer's experts in the GPU cache, fetching misses; returns slots and futures to wait on."""
+    def dispatch(self, li: int, experts: list[int]) -> tuple[dict[int, int], list[tuple[Key, Future]]]:
+        """Look up the layer's experts in the GPU cache, fetching misses; returns slots and fetches to wait on."""
         keys = [(li, e) for e in experts]
         self.gpu_cache.pin(keys)
         waits = []
         for key in keys:
             self.counts["requested"] += 1
             if self.gpu_cache.lookup(key) is None:
-                waits.append(self._admit(key))
-            elif key in self.inflight:  # prefetched, maybe still in flight
+                waits.append((key, self._admit(key)))
+            elif key in self.inflight:  # prefetched and not yet waited for
                 self.counts["inflight_hits"] += 1
-                waits.append(self.inflight[key])
+                waits.append((key, self.inflight[key]))
         return {e: self.gpu_cache.peek(k) for e, k in zip(experts, keys)}, waits
 
     def prefetch(self, li: int, y: torch.Tensor) -> None:
@@ -270,10 +275,11 @@ class MoEEngine:
                 s = s * torch.sigmoid(y @ self.w.shared_gate[li]).unsqueeze(-1)
             out += s.float()
         with instr.range("expert_wait_barrier"):
-            for fut in waits:
+            for key, fut in waits:
                 ev = fut.result()
                 if ev is not None:
                     torch.cuda.current_stream(self.device).wait_event(ev)
+                del self.inflight[key]  # the compute stream is now ordered after the copy
         tokens = (order // p.top_k).split(counts_host)
         weights = topw.flatten()[order].split(counts_host)
         for e in experts:
@@ -348,7 +354,7 @@ class MoEEngine:
             disk_read_method=self.reader.method, disk_read_note=self.reader.note,
             host_pinning=self.host.slab.pinning, store=self.store_info,
             device_name=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            final_logits_sum=final_sum, logits=torch.stack(kept) if keep_logits else None)
+            nvtx_active=self.instr.nvtx_active, final_logits_sum=final_sum, logits=torch.stack(kept) if keep_logits else None)
 
     def close(self) -> None:
         """Stop the fetch thread, free pinned memory, close the I/O log. Idempotent."""
