@@ -64,12 +64,11 @@ class Trace:
         try:
             self._con = sqlite3.connect(uri, uri=True, check_same_thread=False)
             rows = self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-            # a truncated file opens but fails on the first page read past the cut
-            self._con.execute("PRAGMA quick_check(1)").fetchall()
         except sqlite3.DatabaseError as exc:
             raise NotADatabase(
                 self.path, f"is corrupt or truncated ({exc}); export the .nsys-rep again"
             ) from None
+        _check_not_truncated(self.path)
         self.tables: frozenset[str] = frozenset(r[0] for r in rows)
         self._columns: dict[str, frozenset[str]] = {}
         if S.T_META not in self.tables and not any(t in self.tables for t in S.CUDA_TABLES):
@@ -107,8 +106,14 @@ class Trace:
         return self._columns[table]
 
     def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
-        """Run one read-only query into a DataFrame."""
-        return pd.read_sql_query(sql, self._con, params=params)
+        """Run one read-only query into a DataFrame. A page that cannot be read
+        (a corrupt file) is the user's :class:`NotADatabase`, not our bug."""
+        try:
+            return pd.read_sql_query(sql, self._con, params=params)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "no such" in str(exc):
+                raise  # a query of ours asked for what is not there: our bug
+            raise NotADatabase(self.path, f"is corrupt ({exc}); export the .nsys-rep again") from None
 
     def close(self) -> None:
         self._con.close()
@@ -520,6 +525,27 @@ class Trace:
         if not self.has(S.T_RUNTIME):
             missing.append("CUDA API calls")
         return missing
+
+
+def _check_not_truncated(path: Path) -> None:
+    """A file shorter than its header's page count x page size was cut short.
+
+    Cheap (reads the 100-byte header), unlike ``PRAGMA quick_check`` which reads
+    every page of a gigabyte trace.
+    """
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100:
+        raise NotADatabase(path, "is truncated (shorter than a SQLite header); export the .nsys-rep again")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # the in-header size is valid only when the change counter matches "version-valid-for"
+    valid = header[24:28] == header[92:96] and pages > 0
+    if valid and path.stat().st_size < pages * page_size:
+        raise NotADatabase(
+            path, f"is truncated ({path.stat().st_size} of {pages * page_size} bytes); copy or export it again"
+        )
 
 
 def _nesting(r: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
