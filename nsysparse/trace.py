@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -60,7 +61,8 @@ class Trace:
     _con: sqlite3.Connection = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
+        # quote the path: '#', '?' and '%' in a file name would end or bend the URI
+        uri = f"file:{urllib.parse.quote(self.path.resolve().as_posix())}?mode=ro"
         try:
             self._con = sqlite3.connect(uri, uri=True, check_same_thread=False)
             rows = self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
