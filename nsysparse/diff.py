@@ -1,0 +1,373 @@
+"""Compare two runs: is a difference real, or within step-to-step noise?
+
+For each summary metric, each range name and each link: the value in run A and
+in run B, ``delta`` = B − A, and a 95% percentile-bootstrap interval of the
+delta (CONTRACT.md, ``diff``). Each resample draws, with replacement, as many
+non-warm-up steps of A as A has and as many of B as B has (links: copies
+instead of steps), and recomputes the metric as a ratio of sums over the drawn
+units, exactly as the report computes it over all of them. ``verdict`` is
+"changed" when the interval excludes 0, else "within noise"; a name found in
+one run only is "only in A" / "only in B" with null for the other side.
+
+The bootstrap is vectorised: one index matrix (resamples x units) per run is
+drawn once from ``numpy.random.default_rng(0)``; sums over a resample are a
+product of its draw-count matrix with the per-unit columns.
+
+Deliberate choices, each a consequence of resampling units:
+- With fewer than 2 units on a side there is no noise to measure: the interval
+  is null and the verdict "within noise" (a note says so).
+- A range name's point value is the mean CPU duration of its instances that
+  start inside a measured (non-warm-up) step, by time, like link bytes. A name
+  present in both runs but never inside a measured step of one of them (a
+  lifetime or set-up range) is compared on its whole-trace mean, without an
+  interval (``basis`` says which).
+- A link's effective GB/s is bytes / |union of its copies|. To resample it as
+  a ratio of sums, each copy is given its share of the union (time it runs
+  alone counts fully; time shared by k overlapping copies counts 1/k to each):
+  the shares sum to the link's busy time, so the point value is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from . import intervals as iv
+from . import schema as S
+from .gpu import compute_intervals
+from .links import copies_with_links, disk_reads
+from .report import Report, Settings, jsonable
+from .steps import assign_to_steps
+from .trace import Trace
+
+RESAMPLES = 2000
+SEED = 0
+CONFIDENCE = 0.95
+CHANGED, NOISE, ONLY_A, ONLY_B = "changed", "within noise", "only in A", "only in B"
+
+# Per-step columns a metric is built from (``_step_columns``).
+_STEP_COLS = ("dur_ns", "wait_ns", "sync_ns", "gpu_busy_kernel_ns", "gpu_busy_any_ns", "io_floor_ns",
+              "h2d_busy_ns", "h2d_overlap_ns")
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+# Summary metric -> (unit, function of the resampled sums ``s`` (column -> array),
+# the resampled step durations in ms ``ms`` (resamples x steps) and the step count ``n``).
+METRICS: dict[str, tuple[str, Any]] = {
+    "step_ms_p50": ("ms", lambda s, ms, n: np.percentile(ms, 50, axis=-1)),
+    "step_ms_p95": ("ms", lambda s, ms, n: np.percentile(ms, 95, axis=-1)),
+    "step_ms_mean": ("ms", lambda s, ms, n: s["dur_ns"] / n / 1e6),
+    "bubble_ratio": ("ratio", lambda s, ms, n: _div(s["wait_ns"], s["dur_ns"])),
+    "gpu_idle_ratio": ("ratio", lambda s, ms, n: 1 - _div(s["gpu_busy_kernel_ns"], s["dur_ns"])),
+    "gpu_busy_any_ratio": ("ratio", lambda s, ms, n: _div(s["gpu_busy_any_ns"], s["dur_ns"])),
+    "sync_share": ("ratio", lambda s, ms, n: _div(s["sync_ns"], s["dur_ns"])),
+    "overlap_h2d_compute": ("ratio", lambda s, ms, n: _div(s["h2d_overlap_ns"], s["h2d_busy_ns"])),
+    "io_floor_share": ("ratio", lambda s, ms, n: _div(s["io_floor_ns"], s["dur_ns"])),
+}
+
+
+@dataclass
+class Diff:
+    """The comparison of run B against run A (see the module doc).
+
+    ``metrics``, ``ranges``, ``links``: rows with ``name``, ``a``, ``b``,
+    ``delta`` (B − A), ``ci_low``/``ci_high`` (95% bootstrap interval of the
+    delta, null when none), ``verdict``, ``unit`` ("ratio", "ms", "ns" for a
+    range's mean CPU duration, "GB/s" = 1e9 B/s), ``n_a``/``n_b`` (units
+    resampled: measured steps, or copies for links); ranges add ``basis``.
+    ``steps_a``/``steps_b``: each run's per-step table, for the chart.
+    """
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    settings: Settings
+    metrics: list[dict[str, Any]]
+    ranges: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    notes: list[str]
+    steps_a: pd.DataFrame = field(repr=False)
+    steps_b: pd.DataFrame = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``diff.json``; ``--format json``)."""
+        return {
+            "tool": "nsysparse",
+            "tool_version": __version__,
+            "a": self.a,
+            "b": self.b,
+            "settings": self.settings.to_dict(),
+            "bootstrap": {"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": SEED,
+                          "unit": "non-warm-up steps (links: copies)"},
+            "metrics": self.metrics,
+            "ranges": self.ranges,
+            "links": self.links,
+            "notes": self.notes,
+        }
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def draw(rng: np.random.Generator, n: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """Index matrix (resamples x n) of units drawn with replacement."""
+    return rng.integers(0, n, size=(resamples, n)) if n > 0 else np.zeros((resamples, 0), dtype=np.int64)
+
+
+def draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each unit was drawn in each resample (resamples x n), so that the
+    sums of a per-unit column ``x`` over every resample are ``counts @ x``."""
+    r = idx.shape[0]
+    flat = (idx + n * np.arange(r)[:, None]).ravel()
+    return np.bincount(flat, minlength=r * n).reshape(r, n).astype(np.float64)
+
+
+def interval(delta_samples: np.ndarray) -> tuple[float | None, float | None]:
+    """The percentile interval (CONFIDENCE) of resampled deltas; resamples where
+    the metric is undefined (a zero denominator) are left out."""
+    d = delta_samples[np.isfinite(delta_samples)]
+    if d.size == 0:
+        return None, None
+    tail = 100 * (1 - CONFIDENCE) / 2
+    lo, hi = np.percentile(d, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def verdict(ci_low: float | None, ci_high: float | None) -> str:
+    """"changed" when the interval excludes 0, else "within noise"."""
+    if ci_low is None or ci_high is None:
+        return NOISE
+    return CHANGED if ci_low > 0 or ci_high < 0 else NOISE
+
+
+def _row(name: str, unit: str, a: float | None, b: float | None, ci: tuple[float | None, float | None],
+         n_a: int, n_b: int, **extra: Any) -> dict[str, Any]:
+    a, b = jsonable(a), jsonable(b)
+    if a is None and b is None:
+        v = NOISE
+    elif a is None:
+        v = ONLY_B
+    elif b is None:
+        v = ONLY_A
+    else:
+        v = verdict(*ci)
+    both = a is not None and b is not None
+    return {
+        "name": name, "a": a, "b": b, "delta": b - a if both else None,
+        "ci_low": jsonable(ci[0]) if both else None, "ci_high": jsonable(ci[1]) if both else None,
+        "verdict": v, "unit": unit, "n_a": int(n_a), "n_b": int(n_b), **extra,
+    }
+
+
+# ---------------------------------------------------------------- per-unit data
+
+
+def busy_shares(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each interval's share of the union: time it runs alone counts fully, time
+    shared by k intervals counts 1/k to each. The shares sum to |union|."""
+    s, e = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    if s.size == 0:
+        return np.zeros(0)
+    e = np.maximum(e, s)
+    bounds = np.unique(np.concatenate([s, e]))
+    si, ei = np.searchsorted(bounds, s), np.searchsorted(bounds, e)
+    depth = np.cumsum(np.bincount(si, minlength=bounds.size) - np.bincount(ei, minlength=bounds.size))[:-1]
+    per_seg = np.where(depth > 0, np.diff(bounds) / np.maximum(depth, 1), 0.0)
+    cum = np.concatenate([[0.0], np.cumsum(per_seg)])
+    return cum[ei] - cum[si]
+
+
+def _step_overlap(trace: Trace, steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per step: |H2D copies ∪| and |(H2D ∪) ∩ (kernels ∪)| inside the step, summed
+    over devices (the per-step terms of the summary's ``overlap_h2d_compute``)."""
+    busy = np.zeros(len(steps), dtype=np.int64)
+    both = np.zeros(len(steps), dtype=np.int64)
+    m = trace.memcpy
+    h2d = m[m["copy_kind"] == S.H2D]
+    comp = compute_intervals(trace)
+    ws, we = steps["start_ns"].to_numpy(), steps["end_ns"].to_numpy()
+    for dev, c in h2d.groupby("device", sort=True):  # one pass per device
+        cs, ce = c["start_ns"].to_numpy(), c["end_ns"].to_numpy()
+        k = comp[comp["device"] == dev]
+        os_, oe = iv.intersect((cs, ce), (k["start_ns"].to_numpy(), k["end_ns"].to_numpy()))
+        busy += iv.clipped_union_per_window(cs, ce, ws, we)
+        both += iv.clipped_union_per_window(os_, oe, ws, we)
+    return busy, both
+
+
+@dataclass
+class _Run:
+    """What the bootstrap needs from one run."""
+
+    live: pd.DataFrame            # measured steps with _STEP_COLS
+    range_sum: np.ndarray         # live steps x names: Σ CPU duration of instances starting in the step
+    range_cnt: np.ndarray         # live steps x names: instance count
+    range_names: list[str]
+    range_mean_all: dict[str, float]  # whole-trace mean CPU duration per name
+    copies: pd.DataFrame          # link, bytes, share_ns
+    link_gbps: dict[str, float]   # effective GB/s of each link (the report's)
+
+
+def _run_data(report: Report) -> _Run:
+    trace, settings = report.trace, report.settings
+    st = report.tables["steps"].reset_index(drop=True)
+    h2d_busy, h2d_both = _step_overlap(trace, st)
+    st = st.assign(h2d_busy_ns=h2d_busy, h2d_overlap_ns=h2d_both)
+    live_mask = ~st["warmup"].to_numpy(dtype=bool)
+    live = st[live_mask].reset_index(drop=True)
+
+    r = report.tables["nvtx_ranges"]
+    names = sorted(r["name"].unique().tolist())
+    pos_of_step = np.full(len(st), -1, dtype=np.int64)
+    pos_of_step[np.flatnonzero(live_mask)] = np.arange(live_mask.sum())
+    step_of = assign_to_steps(st, r["start_ns"].to_numpy(), r["pid"].to_numpy())
+    step_row = pd.Index(st["step"].to_numpy()).get_indexer(step_of)  # -1 stays -1
+    pos = np.where(step_row >= 0, pos_of_step[np.clip(step_row, 0, None)], -1)
+    code = pd.Index(names).get_indexer(r["name"].to_numpy())
+    sel = pos >= 0
+    shape = (len(live), len(names))
+    flat = pos[sel] * len(names) + code[sel]
+    size = shape[0] * shape[1]
+    range_sum = np.bincount(flat, weights=r["dur_ns"].to_numpy(dtype=np.float64)[sel], minlength=size).reshape(shape)
+    range_cnt = np.bincount(flat, minlength=size).reshape(shape).astype(np.float64)
+    mean_all = r.groupby("name")["dur_ns"].mean().to_dict() if len(r) else {}
+
+    copies = copies_with_links(trace, disk_reads(trace, settings.io_range))
+    share = np.zeros(len(copies))
+    for _, rows in copies.groupby("link", sort=False).indices.items():  # one pass per link
+        share[rows] = busy_shares(copies["start_ns"].to_numpy()[rows], copies["end_ns"].to_numpy()[rows])
+    copies = pd.DataFrame({"link": copies["link"].to_numpy(), "bytes": copies["bytes"].to_numpy(dtype=np.float64),
+                           "share_ns": share})
+    links = report.tables["links"]
+    gbps = dict(zip(links["link"], links["gbps_effective"]))
+    return _Run(live, range_sum, range_cnt, names, mean_all, copies, gbps)
+
+
+# ---------------------------------------------------------------- the three tables
+
+
+def _metric_rows(report_a: Report, report_b: Report, A: _Run, B: _Run,
+                 counts: tuple[np.ndarray, np.ndarray], idx: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+    rows = []
+    resampled = []
+    for run, w, ix in ((A, counts[0], idx[0]), (B, counts[1], idx[1])):
+        x = run.live
+        sums = {c: w @ x[c].to_numpy(dtype=np.float64) for c in _STEP_COLS}
+        ms = x["dur_ns"].to_numpy(dtype=np.float64)[ix] / 1e6
+        resampled.append((sums, ms, len(x)))
+    for name, (unit, fn) in METRICS.items():
+        a, b = report_a.summary.get(name), report_b.summary.get(name)
+        ci: tuple[float | None, float | None] = (None, None)
+        if a is not None and b is not None and len(A.live) >= 2 and len(B.live) >= 2:
+            with np.errstate(invalid="ignore"):
+                ci = interval(fn(*resampled[1]) - fn(*resampled[0]))
+        rows.append(_row(name, unit, a, b, ci, len(A.live), len(B.live)))
+    return rows
+
+
+def _range_rows(A: _Run, B: _Run, counts: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+    measured = []
+    for run, w in ((A, counts[0]), (B, counts[1])):
+        tot, cnt = run.range_sum.sum(axis=0), run.range_cnt.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = (w @ run.range_sum) / (w @ run.range_cnt)  # resamples x names
+        measured.append({n: (tot[i] / cnt[i], boot[:, i]) for i, n in enumerate(run.range_names) if cnt[i] > 0})
+    enough = len(A.live) >= 2 and len(B.live) >= 2
+    rows = []
+    for name in sorted(set(A.range_names) | set(B.range_names)):
+        ma, mb = measured[0].get(name), measured[1].get(name)
+        n = (len(A.live), len(B.live))
+        if ma is not None and mb is not None:
+            ci = interval(mb[1] - ma[1]) if enough else (None, None)
+            rows.append(_row(name, "ns", ma[0], mb[0], ci, *n, basis="measured steps"))
+        elif name in A.range_mean_all and name in B.range_mean_all:
+            rows.append(_row(name, "ns", A.range_mean_all[name], B.range_mean_all[name], (None, None), *n,
+                             basis="whole trace"))
+        else:  # in one run only
+            m, run = (ma, A) if name in A.range_mean_all else (mb, B)
+            value = m[0] if m is not None else run.range_mean_all[name]
+            a, b = (value, None) if run is A else (None, value)
+            rows.append(_row(name, "ns", a, b, (None, None), *n,
+                             basis="measured steps" if m is not None else "whole trace"))
+    return rows
+
+
+def _link_rows(A: _Run, B: _Run, rng: np.random.Generator) -> list[dict[str, Any]]:
+    rows = []
+    groups_a = A.copies.groupby("link", sort=False).indices
+    groups_b = B.copies.groupby("link", sort=False).indices
+    for name in sorted(set(A.link_gbps) | set(B.link_gbps)):
+        a, b = A.link_gbps.get(name), B.link_gbps.get(name)
+        ra, rb = groups_a.get(name, np.zeros(0, np.int64)), groups_b.get(name, np.zeros(0, np.int64))
+        ci: tuple[float | None, float | None] = (None, None)
+        if a is not None and b is not None and ra.size >= 2 and rb.size >= 2:
+            boot = []
+            for run, rows_ in ((A, ra), (B, rb)):
+                by, sh = run.copies["bytes"].to_numpy()[rows_], run.copies["share_ns"].to_numpy()[rows_]
+                ix = draw(rng, rows_.size)
+                boot.append(_div(by[ix].sum(axis=1), sh[ix].sum(axis=1)))  # bytes/ns == GB/s
+            ci = interval(boot[1] - boot[0])
+        rows.append(_row(name, "GB/s", a, b, ci, ra.size, rb.size))
+    return rows
+
+
+def _side(report: Report, run: _Run, given: Path | None) -> dict[str, Any]:
+    return {**report.input, "given_path": str(given or report.input["path"]), "steps": int(report.summary["steps"]), "warmup": int(report.summary["warmup"]),
+            "measured_steps": len(run.live)}
+
+
+def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | None = None) -> Diff:
+    """Compare run B against run A (both built with the same settings). ``given``:
+    the paths the user named (a ``.nsys-rep`` is read through a temporary export)."""
+    A, B = _run_data(report_a), _run_data(report_b)
+    rng = np.random.default_rng(SEED)
+    idx = (draw(rng, len(A.live)), draw(rng, len(B.live)))
+    counts = (draw_counts(idx[0], len(A.live)), draw_counts(idx[1], len(B.live)))
+    notes = []
+    for side, run in (("A", A), ("B", B)):
+        if len(run.live) < 2:
+            notes.append(f"{side} has {len(run.live)} measured step(s): no interval for metrics and ranges, "
+                         f"so their verdict is {NOISE!r} (not evidence of no change)")
+    return Diff(
+        a=_side(report_a, A, given and given[0]), b=_side(report_b, B, given and given[1]), settings=report_a.settings,
+        metrics=_metric_rows(report_a, report_b, A, B, counts, idx),
+        ranges=_range_rows(A, B, counts),
+        links=_link_rows(A, B, rng),
+        notes=notes,
+        steps_a=report_a.tables["steps"], steps_b=report_b.tables["steps"],
+    )
+
+
+# ---------------------------------------------------------------- command
+
+
+def default_out(a: Path, b: Path) -> Path:
+    return Path("nsysparse-out") / f"{a.stem}-vs-{b.stem}"
+
+
+def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
+    """``nsysparse diff A B``: print the comparison, write it (and its chart) to ``--out``."""
+    from .inputs import resolve_trace
+    from .render.diff import RENDERERS, write_diff_folder
+    from .report import build_report
+    from .trace import open_trace
+
+    a, b = Path(args.a), Path(args.b)
+    with resolve_trace(a) as sa, open_trace(sa) as ta, resolve_trace(b) as sb, open_trace(sb) as tb:
+        d = diff_reports(build_report(ta, settings), build_report(tb, settings), given=(a, b))
+    out = args.out or default_out(a, b)
+    write_diff_folder(d, out)
+    sys.stdout.write(RENDERERS[args.format](d))
+    if args.format == "text":
+        sys.stdout.write(f"wrote {out}/\n")
+    return 0
