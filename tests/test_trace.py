@@ -440,6 +440,44 @@ def test_nesting_per_thread(builder: TraceBuilder) -> None:
         assert t.nvtx_ranges["text"].tolist() == ["outer", "other", "a", "a_in", "b"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "loader bug: trace._nesting counts a zero-length range starting at the same time "
+    "as closed before its sibling, so B (inside A) gets depth 0 and no parent"))
+def test_nesting_with_a_zero_length_range(builder: TraceBuilder) -> None:
+    """A [0, 1000) encloses B [500, 600), which encloses the zero-length Z [500, 500]."""
+    builder.range("A", 0, 1_000)
+    builder.range("Z", 500, 500)
+    builder.range("B", 500, 600)
+    _launch(builder, 2_000)
+    with open_trace(builder.write()) as t:
+        r = t.nvtx_ranges.set_index("text")
+        assert r.loc["B", "depth"] == 1 and r.loc["B", "parent"] == r.loc["A", "range_id"]
+        assert r.loc["Z", "depth"] == 2 and r.loc["Z", "parent"] == r.loc["B", "range_id"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "loader bug: trace._nesting assumes ranges of a thread nest; start/end ranges may "
+    "overlap, and a range then gets as parent one that closed before it started"))
+def test_nesting_of_overlapping_start_end_ranges(builder: TraceBuilder) -> None:
+    """Start/end ranges of one thread may overlap without nesting (async work):
+    S1 [2000, 2100) and S2 [2050, 2200) overlap, neither encloses the other;
+    S3 [2150, 2160) lies inside S2 only (S1 had closed at 2100). The parent is
+    the enclosing range (CONTRACT.md), never one that had already closed."""
+    builder.range("S1", 2_000, 2_100, kind="start_end")
+    builder.range("S2", 2_050, 2_200, kind="start_end")
+    builder.range("S3", 2_150, 2_160, kind="start_end")
+    _launch(builder, 3_000)
+    with open_trace(builder.write()) as t:
+        r = t.nvtx_ranges.set_index("text")
+        starts, ends = r["start_ns"], r["end_ns"]
+        for name, row in r.iterrows():
+            if not pd.isna(row["parent"]):
+                p = r[r["range_id"] == row["parent"]].iloc[0]
+                assert p["start_ns"] <= starts[name] and ends[name] <= p["end_ns"], (name, "not enclosed")
+        assert r.loc["S3", "parent"] == r.loc["S2", "range_id"]
+        assert pd.isna(r.loc["S2", "parent"]) and r.loc["S2", "depth"] == 0
+
+
 def test_graph_node_kernels_and_sync_rows(builder: TraceBuilder) -> None:
     builder.kernel(100, 200, launch=(10, 20), name="node_k", graph_node_id=7, api_name="cudaGraphLaunch_v10000")
     builder.graph_run(300, 400, launch=(30, 40), graph_id=3, graph_exec_id=4)
@@ -570,10 +608,6 @@ def test_opening_never_modifies_the_file(tmp_path: Path, fixture_path, name: str
     assert sorted(os.listdir(tmp_path)) == listing  # no -journal / -wal / -shm left behind
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loader bug: Trace.__post_init__ builds the URI as f'file:{path}?mode=ro' without "
-    "percent-encoding: '#'/'?' cut the path (and drop mode=ro, creating an empty stray "
-    "database read-write), '%XX' decodes to another name"))
 @pytest.mark.parametrize("filename", ["run #1.sqlite", "what?.sqlite", "100%25.sqlite"])
 def test_path_with_uri_characters(tmp_path: Path, fixture_path, filename: str) -> None:
     """A file name holding URI syntax (#, ?, %) opens that file, read-only, and
