@@ -15,8 +15,12 @@ import sys
 from .engine.presets import PRESETS
 
 
-def measure(nbytes: int, repeats: int, source: str, direction: str = "h2d") -> dict:
-    """Median and best GB/s of ``repeats`` copies of ``nbytes`` (``source``: pin_memory|registered)."""
+def measure(nbytes: int, repeats: int, source: str, direction: str = "h2d", rewrite: bool = False) -> dict:
+    """Median and best GB/s of ``repeats`` copies of ``nbytes`` (``source``: pin_memory|registered).
+
+    ``rewrite``: the CPU rewrites the host buffer before each copy, as a disk
+    read into a bounce buffer does, so the copy reads freshly written memory.
+    """
     import torch
 
     from .engine.memory import HostSlab
@@ -32,7 +36,10 @@ def measure(nbytes: int, repeats: int, source: str, direction: str = "h2d") -> d
     stream = torch.cuda.Stream()
     times = []
     with torch.cuda.stream(stream):
+        fill = torch.ones(nbytes, dtype=torch.uint8) if rewrite else None
         for i in range(repeats + 2):
+            if fill is not None:
+                host.copy_(fill)
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             a.record(stream)
             if direction == "h2d":
@@ -47,7 +54,8 @@ def measure(nbytes: int, repeats: int, source: str, direction: str = "h2d") -> d
         del host
         slab.close()
     gbps = [nbytes / t / 1e9 for t in times]
-    return {"bytes": nbytes, "direction": direction, "source": source, "repeats": repeats,
+    return {"bytes": nbytes, "direction": direction, "source": source, "rewritten_before_copy": rewrite,
+            "repeats": repeats,
             "gbps_median": statistics.median(gbps), "gbps_max": max(gbps)}
 
 
@@ -68,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     expert = PRESETS[ns.preset].expert_bytes
     rows = [measure(large, ns.repeats, "pin_memory"), measure(large, ns.repeats, "registered"),
             measure(expert, ns.repeats * 3, "pin_memory"), measure(expert, ns.repeats * 3, "registered"),
-            measure(large, ns.repeats, "pin_memory", "d2h")]
+            measure(expert, ns.repeats * 3, "registered", rewrite=True), measure(large, ns.repeats, "pin_memory", "d2h")]
     out = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "copies": rows}
     for r in rows:
-        print(f"{r['direction']} {r['bytes'] / 2**20:8.1f} MiB from {r['source']:16s} "
+        print(f"{r['direction']} {r['bytes'] / 2**20:8.1f} MiB from {r['source']:16s}"
+              f"{' rewritten' if r['rewritten_before_copy'] else '':10s} "
               f"median {r['gbps_median']:6.2f} GB/s  max {r['gbps_max']:6.2f} GB/s")
     if ns.json:
         with open(ns.json, "w") as f:
