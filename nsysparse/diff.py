@@ -50,6 +50,7 @@ from .trace import Trace
 RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
+PERCENTILES = (2.5, 97.5)  # the two tails of CONFIDENCE
 CHANGED, NOISE, ONLY_A, ONLY_B = "changed", "within noise", "only in A", "only in B"
 
 # Per-step columns a metric is built from (``_step_columns``).
@@ -138,8 +139,7 @@ def interval(delta_samples: np.ndarray) -> tuple[float | None, float | None]:
     d = delta_samples[np.isfinite(delta_samples)]
     if d.size == 0:
         return None, None
-    tail = 100 * (1 - CONFIDENCE) / 2
-    lo, hi = np.percentile(d, [tail, 100 - tail])
+    lo, hi = np.percentile(d, PERCENTILES)
     return float(lo), float(hi)
 
 
