@@ -35,7 +35,7 @@ COMMON=(--layers 5 --prompt-len 16 --batch 1 --decode-steps 12 --skew 0 --gpu-ca
   files=$(ls "$STORE"/deepseek-*/L002_E0*.bin | head -64)
   for how in iflag=direct "" ""; do
     t0=$(date +%s.%N); for f in $files; do dd if="$f" of=/dev/null bs=16M $how status=none; done
-    echo "${how:-buffered}: $(echo "64 * 17305600 / ($(date +%s.%N) - $t0) / 1e9" | bc -l | cut -c1-5) GB/s"
+    echo "${how:-buffered}: $($PY -c "print(round(64 * 17305600 / ($(date +%s.%N) - $t0) / 1e9, 2))") GB/s"
   done
 } 2>&1 | tee "$OUT/log.txt"
 tar czf "$OUT/runs.tgz" --exclude='*.sqlite' --exclude='*.nsys-rep' --exclude='*.qdstrm' --exclude='*.parquet' \
