@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -65,6 +66,10 @@ NVTX_PALETTE = [  # light fills so black text inside stays readable
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
     "#dbdb8d", "#9edae5", "#d9d9d9", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1",
 ]
+# boxplot's ``vert=False`` became ``orientation="horizontal"`` in matplotlib 3.10
+_HORIZONTAL: dict[str, object] = (
+    {"orientation": "horizontal"} if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10) else {"vert": False}
+)
 SHORT_KIND = {S.H2D: "H2D", S.D2H: "D2H", S.D2D: "D2D", S.P2P: "P2P", S.DISK_TO_HOST: "Disk"}
 
 
@@ -313,9 +318,10 @@ def _merge_dense(s: np.ndarray, e: np.ndarray, min_w: float) -> tuple[np.ndarray
     return us, np.maximum(ue - tol, us + 1)
 
 
-def _draw_lane(ax: Axes, y: float, lane: Lane, lo: int, hi: int, px_ns: float, height: float = 0.8) -> None:
+def _draw_lane(ax: Axes, y: float, lane: Lane, lo: int, hi: int, px_ns: float, height: float = 0.8) -> set[str]:
     """Bars of one lane, one ``broken_barh`` per colour; text inside a bar only
-    where it fits (shortened with an ellipsis when at least a few characters do)."""
+    where it fits (shortened with an ellipsis when at least a few characters do).
+    Returns the texts written in full or in part."""
     min_w = 1.5 * px_ns  # a sub-pixel op still shows
     char_px = FONT * DPI / 72 * 0.58
     dense = len(lane) > MAX_BARS
@@ -327,8 +333,9 @@ def _draw_lane(ax: Axes, y: float, lane: Lane, lo: int, hi: int, px_ns: float, h
         w = np.where(w > 4 * px_ns, w - gap, np.maximum(w, min_w))
         bars = np.column_stack([(s - lo) / 1e6, w / 1e6])
         ax.broken_barh(bars, (y - height / 2, height), facecolors=colour, linewidth=0)
+    written: set[str] = set()
     if dense:
-        return
+        return written
     width_px = (lane.end - lane.start) / px_ns
     room = np.floor((width_px - 6) / char_px).astype(np.int64)
     for i in np.flatnonzero(room >= 4):
@@ -337,10 +344,12 @@ def _draw_lane(ax: Axes, y: float, lane: Lane, lo: int, hi: int, px_ns: float, h
             continue
         if len(label) > room[i]:
             label = label[: int(room[i]) - 1] + "…"
+        written.add(str(lane.text[i]))
         mid = ((lane.start[i] + lane.end[i]) / 2 - lo) / 1e6
         dark = lane.colour[i] in (KERNEL, DISK) or lane.colour[i] in LINK_COLOURS.values()
         ax.text(mid, y, label, ha="center", va="center", fontsize=FONT - 1, clip_on=True,
                 color="white" if dark else "black")
+    return written
 
 
 # ---------------------------------------------------------------- charts
@@ -369,8 +378,9 @@ def timeline_figure(report: Report) -> Figure:
         pad = max((last - first) // 30, 1)
         vlo, vhi = max(lo, first - pad), min(hi, last + pad)
     px_ns = max(vhi - vlo, 1) / (width_in * 0.78 * DPI)  # the plot area is about 78% of the width
+    named: set[str] = set()
     for y, lane in enumerate(lanes):
-        _draw_lane(ax, y, lane, lo, hi, px_ns)
+        named |= _draw_lane(ax, y, lane, lo, hi, px_ns)
     ax.set_yticks(range(len(lanes)), [ln.label for ln in lanes], fontsize=FONT)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
     margin = (vhi - vlo) / 1e6 * 0.006  # an op at the very edge stays off the axis frame
@@ -388,13 +398,16 @@ def timeline_figure(report: Report) -> Figure:
     else:
         title = f"Timeline of step {int(step['step'])}, the median of {live or len(st)} non-warm-up steps: {span / 1e6:.3g} ms"
     ax.set_title(title, loc="left", fontsize=11)
-    ax.legend(handles=_timeline_legend(lanes, report.settings.io_range), loc="upper center",
-              bbox_to_anchor=(0.5, -0.5 / max(len(lanes), 2) - 0.08 * 6 / max(len(lanes), 6)),
-              ncol=8, fontsize=FONT, frameon=False)
+    handles = _timeline_legend(lanes, report.settings.io_range, named)
+    rows = math.ceil(len(handles) / 7) or 1
+    fig.legend(handles=handles, loc="outside lower center", ncol=math.ceil(len(handles) / rows) or 1,
+               fontsize=FONT, frameon=False)
     return fig
 
 
-def _timeline_legend(lanes: list[Lane], io_range: str) -> list[Patch]:
+def _timeline_legend(lanes: list[Lane], io_range: str, named: set[str], max_ranges: int = 16) -> list[Patch]:
+    """Patches for the kinds of work drawn, then for NVTX names no bar could be
+    labelled with (too narrow everywhere), so every range can still be told apart."""
     present = set()
     for ln in lanes:
         present.update(pd.unique(ln.colour))
@@ -410,6 +423,14 @@ def _timeline_legend(lanes: list[Lane], io_range: str) -> list[Patch]:
         handles.append(Patch(color=DISK, label=f"disk read ({io_range})"))
     if SYNC in present:
         handles.append(Patch(color=SYNC, label="sync call"))
+    unnamed: dict[str, str] = {}
+    for ln in lanes:
+        if ln.kind in ("nvtx", "thread"):
+            for text, colour in zip(ln.text, ln.colour):
+                if text not in named and colour != DISK:
+                    unnamed.setdefault(str(text), str(colour))
+    for text in sorted(unnamed)[:max_ranges]:
+        handles.append(Patch(color=unnamed[text], label=f"NVTX {text}"))
     return handles
 
 
@@ -505,7 +526,7 @@ def links_figure(report: Report) -> Figure:
         if v.size:
             values.append(v)
         if v.size >= 5:  # a box of fewer copies says nothing the points don't
-            ax.boxplot([v], positions=[y], orientation="horizontal", widths=0.5, whis=(5, 95), showfliers=False,
+            ax.boxplot([v], positions=[y], **_HORIZONTAL, widths=0.5, whis=(5, 95), showfliers=False,
                        patch_artist=True, boxprops=dict(facecolor="white", edgecolor="#555555"),
                        medianprops=dict(color="#222222"), whiskerprops=dict(color="#777777"), capprops=dict(color="#777777"))
         if v.size:
@@ -533,11 +554,13 @@ def links_figure(report: Report) -> Figure:
     ax.set_xlabel("GB/s (1e9 bytes per second), per copy: bytes / duration")
     ax.grid(axis="x", color="#e5e5e5", linewidth=0.5, which="both")
     ax.set_axisbelow(True)
-    ax.legend(handles=[
+    handles = [
         ax.scatter([], [], s=10, color="#777777", label="one copy"),
         ax.scatter([], [], marker="D", s=40, color="black", label="effective (bytes / busy time)"),
-        ax.scatter([], [], marker="|", s=200, linewidths=2.2, color="#d62728", label="link peak"),
-    ], loc="upper center", bbox_to_anchor=(0.5, -0.12 * 3 / max(n, 3) - 0.1), ncol=3, fontsize=FONT, frameon=False)
+    ]
+    if links["peak_gbps"].notna().any():
+        handles.append(ax.scatter([], [], marker="|", s=200, linewidths=2.2, color="#d62728", label="link peak (--link-peak)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=FONT, frameon=False)
     ax.set_title("Bandwidth per link", loc="left", fontsize=11)
     return fig
 
