@@ -49,6 +49,7 @@ from .report import Settings
 SUMMARY = "summary.parquet"
 FAILURES = "failures.json"
 MANIFEST = "manifest.json"
+CONNECT_TIMEOUT = "20s"  # how long to keep trying a Dask scheduler
 
 # An error's exit code -> its class, to raise a worker's failure again in the client.
 _ERROR_OF_CODE = {cls.exit_code: cls for cls in (
@@ -125,7 +126,7 @@ def _run_dask(paths: list[str], settings: Settings, address: str) -> Iterator[tu
     except ImportError:
         raise errors.UsageError(None, "--scheduler needs dask.distributed: pip install 'nsysparse[dask]'") from None
     try:
-        client = Client(address, timeout="20s")
+        client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
         raise errors.UsageError(None, f"--scheduler {address}: cannot reach the Dask scheduler ({exc})") from None
     with client:
