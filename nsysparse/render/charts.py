@@ -609,21 +609,22 @@ def gpu_busy_figure(report: Report, bins: int = GPU_BINS) -> Figure:
         return fig
     st = report.tables["steps"]
     lo, hi = int(anyop["start_ns"].min()), int(anyop["end_ns"].max())
-    panels = [("whole run", lo, hi)]
+    panels = [("whole run", lo, hi, "the first GPU op")]
     live = st[~st["warmup"].astype(bool)]
     if len(live):
         zlo, zhi = int(live["start_ns"].min()), int(live["end_ns"].max())
         if zhi > zlo and (zhi - zlo) < 0.8 * (hi - lo):
-            panels.append((f"non-warm-up steps {int(live['step'].min())}–{int(live['step'].max())}", zlo, zhi))
+            first = int(live["step"].min())
+            panels.append((f"non-warm-up steps {first}–{int(live['step'].max())}", zlo, zhi, f"step {first}'s start"))
     axes = fig.subplots(len(devices), len(panels), squeeze=False, sharey=True,
                         gridspec_kw={"width_ratios": [2, 3][-len(panels):] if len(panels) == 2 else [1]})
-    for col, (name, plo, phi) in enumerate(panels):
+    for col, (name, plo, phi, origin) in enumerate(panels):
         edges = bin_edges(plo, phi, bins)
-        unit, scale = ("s", 1e9) if phi - plo > 5e9 else ("ms", 1e6)
-        x = (edges - lo) / scale  # one origin for both panels: the first GPU op
+        unit, scale = ("s", 1e9) if phi - plo > 5e9 else ("ms", 1e6) if phi - plo > 2e6 else ("µs", 1e3)
+        x = (edges - plo) / scale
         for r, dev in enumerate(devices):
             ax = axes[r, col]
-            _shade_steps(ax, st, lo, scale, label_steps=(r == 0 and col == len(panels) - 1))
+            _shade_steps(ax, st, plo, scale, label_steps=(r == 0 and col == len(panels) - 1))
             c = compute[compute["device"] == dev]
             a = anyop[anyop["device"] == dev]
             ax.stairs(busy_fraction(a["start_ns"], a["end_ns"], edges), x, fill=True, color="#9ecae1", alpha=0.85,
@@ -641,7 +642,7 @@ def gpu_busy_figure(report: Report, bins: int = GPU_BINS) -> Figure:
                 ax.set_title(f"{name}: {edges.size - 1} bins of {_fmt_ns((phi - plo) / max(edges.size - 1, 1))}",
                              fontsize=FONT + 1, loc="left")
             if r == len(devices) - 1:
-                ax.set_xlabel(f"{unit} from the first GPU op", fontsize=FONT + 1)
+                ax.set_xlabel(f"{unit} from {origin}", fontsize=FONT + 1)
     handles, _ = axes[0, 0].get_legend_handles_labels()
     handles += [Patch(facecolor="#e8eef5", label="step (alternate shades)")]
     if st["warmup"].any():
