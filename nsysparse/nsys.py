@@ -71,7 +71,9 @@ def export_sqlite(rep: Path, dest: Path, nsys: Path | None = None) -> Path:
     except OSError as exc:
         raise NotAnExport(rep, f"could not run {nsys} to export it ({exc.strerror or exc}); check NSYS") from None
     if done.returncode != 0 or not dest.is_file() or dest.stat().st_size == 0:
-        lines = [ln.strip() for ln in (done.stderr + "\n" + done.stdout).splitlines() if ln.strip()]
+        # nsys prints progress on stdout and the reason on stderr: its last line says why
+        lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()] or \
+                [ln.strip() for ln in done.stdout.splitlines() if ln.strip()]
         why = lines[-1] if lines else "no output"
         raise NotAnExport(rep, f"`nsys export --type sqlite` failed (exit {done.returncode}): {why}")
     return dest
