@@ -128,7 +128,7 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
             "bytes": agg["bytes"].to_numpy(dtype=np.int64),
             **{t: agg[t].to_numpy(dtype=np.int64) for t in OP_TYPES},
             "depth": rr["depth"].to_numpy(),
-            "parent": rr["parent"].to_numpy(),
+            "parent": rr["parent"].array,
         }
     )
     return out[PROJECTION_COLUMNS]

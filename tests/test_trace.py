@@ -440,9 +440,6 @@ def test_nesting_per_thread(builder: TraceBuilder) -> None:
         assert t.nvtx_ranges["text"].tolist() == ["outer", "other", "a", "a_in", "b"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loader bug: trace._nesting counts a zero-length range starting at the same time "
-    "as closed before its sibling, so B (inside A) gets depth 0 and no parent"))
 def test_nesting_with_a_zero_length_range(builder: TraceBuilder) -> None:
     """A [0, 1000) encloses B [500, 600), which encloses the zero-length Z [500, 500]."""
     builder.range("A", 0, 1_000)
@@ -455,9 +452,6 @@ def test_nesting_with_a_zero_length_range(builder: TraceBuilder) -> None:
         assert r.loc["Z", "depth"] == 2 and r.loc["Z", "parent"] == r.loc["B", "range_id"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loader bug: trace._nesting assumes ranges of a thread nest; start/end ranges may "
-    "overlap, and a range then gets as parent one that closed before it started"))
 def test_nesting_of_overlapping_start_end_ranges(builder: TraceBuilder) -> None:
     """Start/end ranges of one thread may overlap without nesting (async work):
     S1 [2000, 2100) and S2 [2050, 2200) overlap, neither encloses the other;
@@ -495,9 +489,6 @@ def test_graph_node_kernels_and_sync_rows(builder: TraceBuilder) -> None:
         assert _one(t.gpus)["compute_major"] == 8
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loader bug: nullable id columns are float64 (NaN for null) when the table has rows, "
-    "Int64 when it is empty: trace.py calls .to_numpy() on Int64 Series"))
 def test_nullable_id_columns_are_integers(edge, fixture_path) -> None:
     """Ids that may be null (end_tid, parent, src/dst device, graph node) stay
     integers, null as <NA>, with rows or without: a Parquet reader must not see
