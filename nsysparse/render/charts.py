@@ -470,7 +470,7 @@ def steps_figure(report: Report) -> Figure:
     if total.max() > top * 1.15:  # a far slower (warm-up) step: cut it, write its value
         ax.set_ylim(0, top)
         for xi, t in zip(x[total > top], total[total > top]):
-            ax.text(xi, top * 0.985, f"{t:.0f} ms ↑", ha="center", va="top", fontsize=FONT, rotation=90 if n > 12 else 0,
+            ax.text(xi, top * 0.985, f"{t:.3g} ms ↑", ha="center", va="top", fontsize=FONT, rotation=90 if n > 12 else 0,
                     bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
     else:
         ax.set_ylim(0, total.max() * 1.12)
