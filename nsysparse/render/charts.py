@@ -357,7 +357,9 @@ def _draw_lane(ax: Axes, y: float, lane: Lane, lo: int, hi: int, px_ns: float, h
 
 def timeline_figure(report: Report) -> Figure:
     """The representative step (:func:`representative_step`) as lanes
-    (:func:`timeline_lanes`), time in ms from the step's start."""
+    (:func:`timeline_lanes`), time in ms from the step's start. An op narrower
+    than a pixel is drawn 1.5 pixels wide so it stays visible: a burst of tiny
+    kernels reads as a block here; :func:`gpu_busy_figure` gives the true share."""
     step = representative_step(report.tables["steps"])
     lanes = timeline_lanes(report, step) if step is not None else []
     width_in = 13.0
