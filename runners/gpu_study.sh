@@ -17,13 +17,14 @@ COMMON=(--layers 5 --prompt-len 16 --batch 1 --decode-steps 12 --skew 0 --gpu-ca
   nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.max,pcie.link.width.max --format=csv
   df -h . /tmp; findmnt -T . || true
   $PY -c "import torch, nvtx; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'nvtx', nvtx.__file__)"
-  echo "== smoke: tiny on cuda, no nsys"
+  echo "== smoke: tiny on cuda, no nsys; then write the deepseek store outside any trace"
   $PY -m runners.engine tiny --device cuda --store "$STORE" --decode-steps 3 --mode disk --sync event
+  $PY -m runners.engine deepseek --layers 5 --prompt-len 1 --decode-steps 0 --store "$STORE" --device cuda
   for run in disk_stream disk_event host_stream host_event; do
     mode=${run%_*}; sync=${run#*_}
     extra=(--no-overhead --no-bandwidth --no-report)
     [ "$run" = disk_stream ] && extra=(--no-overhead)            # bandwidth probe + nsysparse report once
-    [ "$run" = host_event ] && extra=(--no-bandwidth --no-report)  # the annotations on/off pair once
+    [ "$run" = host_event ] && extra=(--no-bandwidth --no-report --overhead-steps 40)  # annotation cost once
     echo "== deepseek $mode/$sync"
     t0=$(date +%s)
     $PY -m runners.profile deepseek "${COMMON[@]}" --mode "$mode" --sync "$sync" --out "runs/deepseek_$run" "${extra[@]}"

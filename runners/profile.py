@@ -5,7 +5,8 @@
 
 One run folder (default ``./nsysparse-runs/<preset>_<mode>_<sync>/``) gets:
 ``<name>.nsys-rep`` and ``<name>.sqlite`` (the trace), ``engine.json`` (the
-engine's own result), ``overhead.json`` (the same run with annotations off),
+engine's own result), ``overhead.json`` (the same run again, its decode steps
+alternately annotated and not: what the annotations cost),
 ``bandwidth.json`` (this machine's pinned copy bandwidth), ``report/`` (the
 ``nsysparse report`` output), ``profile.log`` (nsys's output) and
 ``manifest.json`` (preset, options, GPU, driver, versions, disk-read method,
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-nsys", action="store_true", help="run the engine alone, without nsys")
     g.add_argument("--no-overhead", dest="overhead", action="store_false",
                    help="skip the second run with annotations off")
+    g.add_argument("--overhead-steps", type=int, default=None,
+                   help="decode steps of the annotations on/off run (default: --decode-steps)")
     g.add_argument("--no-bandwidth", dest="bandwidth", action="store_false",
                    help="skip measuring this machine's pinned copy bandwidth")
     g.add_argument("--no-report", dest="report", action="store_false", help="skip `nsysparse report`")
@@ -120,15 +123,27 @@ def step_summary(step_ms: list[float], warmup: int = 1) -> dict:
             "step_ms_mean": statistics.fmean(kept) if kept else None}
 
 
-def overhead_summary(on: list[float], off: list[float], under_nsys: bool, nvtx_active: bool) -> dict:
-    """The instrumentation overhead: step time with annotations on minus off (ms and share of off).
+def overhead_summary(step_ms: list[float], annotated: list[bool], under_nsys: bool, nvtx_active: bool,
+                     warmup: int = 4) -> dict:
+    """What the annotations cost, from one ``--overhead-ab`` run: annotated minus unannotated step time.
 
-    ``nvtx_active`` says whether the "on" run really emitted NVTX (not on CPU
-    or without the nvtx package): when false the difference is run-to-run noise.
+    Steps alternate ABBA within the one process (same caches, clocks and
+    allocator state), so the comparison is paired; the first ``warmup`` steps
+    are left out. ``nvtx_active`` false (CPU, no nvtx package) makes the
+    difference pure noise.
     """
-    a, b = step_summary(on), step_summary(off)
-    d = {"annotations_on": a, "annotations_off": b, "under_nsys": under_nsys, "nvtx_active": nvtx_active}
-    if a["step_ms_p50"] and b["step_ms_p50"]:
+    kept = list(zip(step_ms, annotated))[warmup:]
+    on = [t for t, a in kept if a]
+    off = [t for t, a in kept if not a]
+    d: dict = {"method": f"one run, decode steps alternately annotated and not (ABBA), first {warmup} left out",
+               "under_nsys": under_nsys, "nvtx_active": nvtx_active,
+               "annotated": {"steps": len(on), "step_ms_p50": statistics.median(on) if on else None,
+                             "step_ms_mean": statistics.fmean(on) if on else None},
+               "unannotated": {"steps": len(off), "step_ms_p50": statistics.median(off) if off else None,
+                               "step_ms_mean": statistics.fmean(off) if off else None},
+               "step_ms": step_ms, "step_annotated": annotated}
+    if on and off:
+        a, b = d["annotated"], d["unannotated"]
         d["delta_ms_p50"] = a["step_ms_p50"] - b["step_ms_p50"]
         d["delta_share_p50"] = d["delta_ms_p50"] / b["step_ms_p50"]
         d["delta_ms_mean"] = a["step_ms_mean"] - b["step_ms_mean"]
@@ -223,20 +238,21 @@ def profile(ns: argparse.Namespace) -> int:
     manifest["disk_read"] = {"method": result["disk_read_method"], "note": result["disk_read_note"],
                              "used": cfg.mode == "disk"}
     if ns.overhead:
-        off_cfg = replace(cfg, nvtx=False, io_log=None)
-        off_path = out / "engine_annotations_off.json"
-        off_prog = engine_program(off_cfg, off_path)
+        ab_cfg = replace(cfg, overhead_ab=True, io_log=None, decode_steps=ns.overhead_steps or cfg.decode_steps)
+        ab_path = out / "engine_overhead_ab.json"
+        ab_prog = engine_program(ab_cfg, ab_path)
         if nsys is not None:  # the same conditions as the traced run: under nsys, trace discarded
-            off_stem = out / "_overhead_off"
-            off_prog = profile_command(nsys, off_stem, off_prog, export="none", extra=ns.nsys_args)
-        off = _run_engine(off_prog, log, off_path, "the annotations-off run")
+            ab_stem = out / "_overhead_ab"
+            ab_prog = profile_command(nsys, ab_stem, ab_prog, export="none", extra=ns.nsys_args)
+        ab = _run_engine(ab_prog, log, ab_path, "the annotations on/off run")
         if nsys is not None:
             for suffix in (".nsys-rep", ".qdstrm"):
-                off_stem.with_suffix(suffix).unlink(missing_ok=True)
-        ov = overhead_summary(result["step_ms"], off["step_ms"], under_nsys=nsys is not None,
-                              nvtx_active=result["nvtx_active"])
+                ab_stem.with_suffix(suffix).unlink(missing_ok=True)
+        ov = overhead_summary(ab["step_ms"], ab["step_annotated"], under_nsys=nsys is not None,
+                              nvtx_active=ab["nvtx_active"])
         (out / "overhead.json").write_text(json.dumps(ov, indent=1))
-        manifest["overhead"] = {k: ov.get(k) for k in ("delta_ms_p50", "delta_share_p50", "under_nsys", "nvtx_active")}
+        manifest["overhead"] = {k: ov.get(k) for k in ("delta_ms_p50", "delta_share_p50", "delta_ms_mean",
+                                                        "delta_share_mean", "under_nsys", "nvtx_active")}
     if ns.bandwidth and cfg.device == "cuda":
         bw_path = out / "bandwidth.json"
         rc = run_logged([sys.executable, "-m", "runners.bandwidth", "--preset", cfg.preset, "--json", str(bw_path)],

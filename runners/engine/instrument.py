@@ -57,6 +57,7 @@ class Instrument:
         self._attrs: dict[str, object] = {}
         self._log = open(io_log, "w", buffering=1 << 16) if io_log else None
         self._lock = threading.Lock()
+        self._paused = False
         self.enabled = self._domain is not None or self._log is not None
 
     @property
@@ -91,6 +92,11 @@ class Instrument:
                 self._write({"name": name, "start_ns": t0, "end_ns": time.monotonic_ns(),
                              "tid": threading.get_native_id(), "payload": payload})
 
+    def pause(self, paused: bool) -> None:
+        """Stop (or resume) emitting new ranges; ranges already open still close."""
+        self._paused = paused
+        self.enabled = not paused and (self._domain is not None or self._log is not None)
+
     def clock_mark(self) -> int:
         """Emit the alignment mark: NVTX mark ``io_log_clock`` whose payload is the log clock now.
 
@@ -116,4 +122,4 @@ class Instrument:
             with self._lock:
                 self._log.close()
             self._log = None
-            self.enabled = self._domain is not None
+            self.enabled = not self._paused and self._domain is not None

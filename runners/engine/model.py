@@ -51,6 +51,7 @@ class EngineConfig:
     io_log: str | None = None
     nvtx: bool = True
     direct_io: bool = True
+    overhead_ab: bool = False
 
     def validate(self) -> None:
         """Raise ValueError on an option outside its domain."""
@@ -89,6 +90,7 @@ class EngineResult:
     device_name: str
     nvtx_active: bool
     final_logits_sum: float
+    step_annotated: list[bool] | None = None
     logits: torch.Tensor | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
@@ -96,6 +98,12 @@ class EngineResult:
         d = asdict(self)
         d.pop("logits")
         return d
+
+
+def annotated_step(step: int) -> bool:
+    """Whether decode step ``step`` is annotated in an ``--overhead-ab`` run: ABBA order (on, off, off, on, ...)
+    so that a drift in step time over the run falls equally on both sides."""
+    return step % 4 in (0, 3)
 
 
 def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -340,7 +348,9 @@ class MoEEngine:
             if keep_logits:
                 kept.append(logits.cpu())
             step_ms = []
+            annotated = [annotated_step(s) if cfg.overhead_ab else True for s in range(cfg.decode_steps)]
             for s in range(cfg.decode_steps):
+                instr.pause(not annotated[s])
                 t0 = time.perf_counter_ns()
                 with instr.range("step"):
                     logits = self.forward(tok, cfg.prompt_len + s)
@@ -350,6 +360,7 @@ class MoEEngine:
                 step_ms.append((time.perf_counter_ns() - t0) / 1e6)
                 if keep_logits:
                     kept.append(logits.cpu())
+            instr.pause(False)
             final_sum = float(logits.double().sum().cpu())
         self.close()
         stats = {**self.counts, "gpu_cache": self.gpu_cache.stats.as_dict(),
@@ -362,7 +373,8 @@ class MoEEngine:
             disk_read_method=self.reader.method, disk_read_note=self.reader.note,
             host_pinning=self.host.slab.pinning, store=self.store_info,
             device_name=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            nvtx_active=self.instr.nvtx_active, final_logits_sum=final_sum, logits=torch.stack(kept) if keep_logits else None)
+            nvtx_active=self.instr.nvtx_active, final_logits_sum=final_sum,
+            step_annotated=annotated if cfg.overhead_ab else None, logits=torch.stack(kept) if keep_logits else None)
 
     def close(self) -> None:
         """Stop the fetch thread, free pinned memory, close the I/O log. Idempotent."""

@@ -38,6 +38,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "or ~/.cache/nsysparse/experts)")
     g.add_argument("--io-log", default=None, help="also write every range to this JSONL file")
     g.add_argument("--no-nvtx", dest="nvtx", action="store_false", help="emit no NVTX annotations")
+    g.add_argument("--overhead-ab", action="store_true",
+                   help="annotate only half the decode steps (ABBA order), to measure what the annotations cost")
     g.add_argument("--no-direct-io", dest="direct_io", action="store_false",
                    help="read the store buffered (after dropping its cached pages) instead of O_DIRECT")
 
@@ -58,7 +60,7 @@ def engine_argv(cfg: EngineConfig) -> list[str]:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
-            argv.append({"nvtx": "--no-nvtx", "direct_io": "--no-direct-io"}[f.name])
+            argv.append({"nvtx": "--no-nvtx", "direct_io": "--no-direct-io", "overhead_ab": "--overhead-ab"}[f.name])
         else:
             argv += [flag, str(value)]
     return argv
