@@ -33,6 +33,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
 PERCENTILES = (2.5, 97.5)  # the two tails of CONFIDENCE
+MAX_CELLS = 4_000_000  # index-matrix cells held at once (32 MB of int64)
 CHANGED, NOISE, ONLY_A, ONLY_B = "changed", "within noise", "only in A", "only in B"
 
 # Per-step columns a metric is built from (``_step_columns``).
@@ -120,9 +122,17 @@ class Diff:
 # ---------------------------------------------------------------- bootstrap
 
 
-def draw(rng: np.random.Generator, n: int, resamples: int = RESAMPLES) -> np.ndarray:
-    """Index matrix (resamples x n) of units drawn with replacement."""
-    return rng.integers(0, n, size=(resamples, n)) if n > 0 else np.zeros((resamples, 0), dtype=np.int64)
+def resample(rng: np.random.Generator, n: int, stat: Callable[[np.ndarray], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``stat`` of every resample of ``n`` units: the index matrix (RESAMPLES x n)
+    is drawn from ``rng`` in one pass, handed to ``stat`` in blocks of rows so
+    that memory stays bounded for a link with a million copies (the blocks are
+    the rows of the one matrix: same numbers as a single draw), and the
+    per-resample results are stacked. Nothing is drawn when ``n`` is 0."""
+    if n == 0:
+        return {}
+    rows = max(1, MAX_CELLS // n)
+    parts = [stat(rng.integers(0, n, size=(min(rows, RESAMPLES - r0), n))) for r0 in range(0, RESAMPLES, rows)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
@@ -256,32 +266,43 @@ def _run_data(report: Report) -> _Run:
 # ---------------------------------------------------------------- the three tables
 
 
+def _step_stat(run: _Run) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """Per resample of measured steps: every summary metric (``metric:<name>``)
+    and every range name's mean CPU duration (``ranges``, resamples x names)."""
+    cols = np.column_stack([run.live[c].to_numpy(dtype=np.float64) for c in _STEP_COLS])
+    dur_ms = run.live["dur_ns"].to_numpy(dtype=np.float64) / 1e6
+    n = len(run.live)
+
+    def stat(idx: np.ndarray) -> dict[str, np.ndarray]:
+        w = draw_counts(idx, n)
+        sums = dict(zip(_STEP_COLS, (w @ cols).T))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {f"metric:{name}": fn(sums, dur_ms[idx], n) for name, (_, fn) in METRICS.items()}
+            out["ranges"] = (w @ run.range_sum) / (w @ run.range_cnt)
+        return out
+
+    return stat
+
+
 def _metric_rows(report_a: Report, report_b: Report, A: _Run, B: _Run,
-                 counts: tuple[np.ndarray, np.ndarray], idx: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+                 boot: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    enough = len(A.live) >= 2 and len(B.live) >= 2
     rows = []
-    resampled = []
-    for run, w, ix in ((A, counts[0], idx[0]), (B, counts[1], idx[1])):
-        x = run.live
-        sums = {c: w @ x[c].to_numpy(dtype=np.float64) for c in _STEP_COLS}
-        ms = x["dur_ns"].to_numpy(dtype=np.float64)[ix] / 1e6
-        resampled.append((sums, ms, len(x)))
-    for name, (unit, fn) in METRICS.items():
+    for name, (unit, _) in METRICS.items():
         a, b = report_a.summary.get(name), report_b.summary.get(name)
         ci: tuple[float | None, float | None] = (None, None)
-        if a is not None and b is not None and len(A.live) >= 2 and len(B.live) >= 2:
-            with np.errstate(invalid="ignore"):
-                ci = interval(fn(*resampled[1]) - fn(*resampled[0]))
+        if a is not None and b is not None and enough:
+            ci = interval(boot[1][f"metric:{name}"] - boot[0][f"metric:{name}"])
         rows.append(_row(name, unit, a, b, ci, len(A.live), len(B.live)))
     return rows
 
 
-def _range_rows(A: _Run, B: _Run, counts: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+def _range_rows(A: _Run, B: _Run, boot: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
     measured = []
-    for run, w in ((A, counts[0]), (B, counts[1])):
+    for run, bt in ((A, boot[0]), (B, boot[1])):
         tot, cnt = run.range_sum.sum(axis=0), run.range_cnt.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            boot = (w @ run.range_sum) / (w @ run.range_cnt)  # resamples x names
-        measured.append({n: (tot[i] / cnt[i], boot[:, i]) for i, n in enumerate(run.range_names) if cnt[i] > 0})
+        measured.append({n: (tot[i] / cnt[i], bt["ranges"][:, i] if bt else None)
+                         for i, n in enumerate(run.range_names) if cnt[i] > 0})
     enough = len(A.live) >= 2 and len(B.live) >= 2
     rows = []
     for name in sorted(set(A.range_names) | set(B.range_names)):
@@ -314,8 +335,8 @@ def _link_rows(A: _Run, B: _Run, rng: np.random.Generator) -> list[dict[str, Any
             boot = []
             for run, rows_ in ((A, ra), (B, rb)):
                 by, sh = run.copies["bytes"].to_numpy()[rows_], run.copies["share_ns"].to_numpy()[rows_]
-                ix = draw(rng, rows_.size)
-                boot.append(_div(by[ix].sum(axis=1), sh[ix].sum(axis=1)))  # bytes/ns == GB/s
+                gbps = resample(rng, rows_.size, lambda ix: {"gbps": _div(by[ix].sum(axis=1), sh[ix].sum(axis=1))})
+                boot.append(gbps["gbps"])  # bytes/ns == GB/s
             ci = interval(boot[1] - boot[0])
         rows.append(_row(name, "GB/s", a, b, ci, ra.size, rb.size))
     return rows
@@ -331,8 +352,8 @@ def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | 
     the paths the user named (a ``.nsys-rep`` is read through a temporary export)."""
     A, B = _run_data(report_a), _run_data(report_b)
     rng = np.random.default_rng(SEED)
-    idx = (draw(rng, len(A.live)), draw(rng, len(B.live)))
-    counts = (draw_counts(idx[0], len(A.live)), draw_counts(idx[1], len(B.live)))
+    # A's index matrix first, then B's, then each link's (A, B) in name order
+    boot = (resample(rng, len(A.live), _step_stat(A)), resample(rng, len(B.live), _step_stat(B)))
     notes = []
     for side, run in (("A", A), ("B", B)):
         if len(run.live) < 2:
@@ -340,8 +361,8 @@ def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | 
                          f"so their verdict is {NOISE!r} (not evidence of no change)")
     return Diff(
         a=_side(report_a, A, given and given[0]), b=_side(report_b, B, given and given[1]), settings=report_a.settings,
-        metrics=_metric_rows(report_a, report_b, A, B, counts, idx),
-        ranges=_range_rows(A, B, counts),
+        metrics=_metric_rows(report_a, report_b, A, B, boot),
+        ranges=_range_rows(A, B, boot),
         links=_link_rows(A, B, rng),
         notes=notes,
         steps_a=report_a.tables["steps"], steps_b=report_b.tables["steps"],

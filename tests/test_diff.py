@@ -243,3 +243,10 @@ def test_cli_diff_missing_input(fixture_path: Callable[[str], Path], tmp_path: P
     assert rc == 3
     assert err.startswith(f"{missing}: ") and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_blocks_equal_one_draw(fixture_path: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, host_vs_disk) -> None:
+    # a tiny block size hands the index matrix out a few rows at a time: same numbers
+    monkeypatch.setattr("nsysparse.diff.MAX_CELLS", 7)
+    d = _diff(fixture_path("offload_host"), fixture_path("offload_disk"))
+    assert _rows(d) == _rows(host_vs_disk)
