@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd

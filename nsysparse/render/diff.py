@@ -157,6 +157,7 @@ def write_diff_chart(d: Diff, folder: Path) -> list[str]:
                  if len(live) and dur > 0 else "no measured step")
         ax.set_title(f"{tag}: {Path(side['given_path']).name}\nmeasured steps: {stats}", fontsize=10)
         ax.set_xticks(x if len(bd) <= 30 else x[:: max(1, len(bd) // 15)])
+        ax.set_xlim(-0.6, max(len(bd), 4) - 0.4)  # one or two steps: normal bars, not a wall
         ax.set_xlabel("step (faded: warm-up)")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
