@@ -10,8 +10,10 @@ units, exactly as the report computes it over all of them. ``verdict`` is
 one run only is "only in A" / "only in B" with null for the other side.
 
 The bootstrap is vectorised: one index matrix (resamples x units) per run is
-drawn once from ``numpy.random.default_rng(0)``; sums over a resample are a
-product of its draw-count matrix with the per-unit columns.
+drawn from ``numpy.random.default_rng(0)`` (A's steps, B's steps, then each
+link's copies, A then B, in name order); sums over every resample at once are
+the product of the draw-count matrix with the per-unit columns. No Python loop
+runs over resamples (only over row blocks, for memory, on huge inputs).
 
 Deliberate choices, each a consequence of resampling units:
 - With fewer than 2 units on a side there is no noise to measure: the interval
@@ -31,9 +33,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,7 +57,7 @@ PERCENTILES = (2.5, 97.5)  # the two tails of CONFIDENCE
 MAX_CELLS = 4_000_000  # index-matrix cells held at once (32 MB of int64)
 CHANGED, NOISE, ONLY_A, ONLY_B = "changed", "within noise", "only in A", "only in B"
 
-# Per-step columns a metric is built from (``_step_columns``).
+# Per-step columns the summary metrics are ratios of (see ``_step_stat``).
 _STEP_COLS = ("dur_ns", "wait_ns", "sync_ns", "gpu_busy_kernel_ns", "gpu_busy_any_ns", "io_floor_ns",
               "h2d_busy_ns", "h2d_overlap_ns")
 
