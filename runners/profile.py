@@ -28,7 +28,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from .engine.options import add_engine_arguments, config_from_args, engine_argv
-from .engine.model import EngineConfig  # noqa: E402  (torch is imported lazily by the engine's run only)
+from .engine.config import EngineConfig
 from .nsys import NsysError, ensure_sqlite, find_nsys, nsys_version, profile_command, run_logged
 
 ROOT = Path(__file__).resolve().parent.parent

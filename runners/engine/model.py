@@ -15,59 +15,16 @@ import os
 import time
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .cache import CacheFull, ExpertCache, parse_capacity
+from .config import DEFAULT_STORE, EngineConfig
 from .fetch import Fetcher, HostTier, TransferStats
 from .instrument import Instrument
 from .presets import Preset, get_preset
 from .store import DiskReader, ExpertStore, Key
-
-DEFAULT_STORE = Path(os.environ.get("NSYSPARSE_EXPERT_STORE", Path.home() / ".cache" / "nsysparse" / "experts"))
-
-
-@dataclass
-class EngineConfig:
-    """Every engine option; :mod:`runners.engine.options` maps them to the command line."""
-
-    preset: str = "tiny"
-    layers: int | None = None
-    mode: str = "disk"
-    sync: str = "event"
-    prefetch: str = "none"
-    gpu_cache: str = "70%"
-    host_cache: str = "0"
-    policy: str = "lru"
-    batch: int = 1
-    prompt_len: int = 16
-    decode_steps: int = 8
-    seed: int = 0
-    skew: float = 1.0
-    device: str = "cuda"
-    store: str | None = None
-    io_log: str | None = None
-    nvtx: bool = True
-    direct_io: bool = True
-    overhead_ab: bool = False
-
-    def validate(self) -> None:
-        """Raise ValueError on an option outside its domain."""
-        choices = {"mode": ("disk", "host"), "sync": ("stream", "event"),
-                   "prefetch": ("none", "next-layer"), "device": ("cpu", "cuda")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        for name in ("batch", "prompt_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.decode_steps < 0 or self.skew < 0:
-            raise ValueError("--decode-steps and --skew must be >= 0")
-        if self.layers is not None and self.layers < 1:
-            raise ValueError("--layers must be >= 1")
-
 
 @dataclass
 class EngineResult:
@@ -328,13 +285,19 @@ class MoEEngine:
 
     # ---- the run -----------------------------------------------------------------------------
     def run(self, keep_logits: bool = False) -> EngineResult:
-        """Prefill the prompt, then decode ``decode_steps`` tokens greedily; returns an :class:`EngineResult`.
+        """Prefill the prompt, then decode ``decode_steps`` tokens; returns an :class:`EngineResult`.
+
+        Each step computes the logits and brings the argmax token to the host; the next step's input is
+        that token (``decode_input="greedy"``) or the next of a seeded random stream (``"random"``).
 
         ``keep_logits`` keeps every position's logits (``[1 + decode_steps, B, vocab]``, CPU) for tests.
         """
         cfg, instr = self.cfg, self.instr
         gen = torch.Generator().manual_seed(cfg.seed)
         prompt = torch.randint(self.p.vocab, (cfg.batch, cfg.prompt_len), generator=gen).to(self.device)
+        # Greedy decoding of random weights locks onto one token, so every step would route alike and
+        # hit the cache; by default the inputs are a seeded random token stream, as replaying a text is.
+        stream = torch.randint(self.p.vocab, (cfg.batch, max(1, cfg.decode_steps)), generator=gen).to(self.device)
         instr.clock_mark()
         kept: list[torch.Tensor] = []
         with torch.inference_mode():
@@ -353,7 +316,8 @@ class MoEEngine:
                 instr.pause(not annotated[s])
                 t0 = time.perf_counter_ns()
                 with instr.range("step"):
-                    logits = self.forward(tok, cfg.prompt_len + s)
+                    inp = stream[:, s:s + 1] if cfg.decode_input == "random" else tok
+                    logits = self.forward(inp, cfg.prompt_len + s)
                     tok = logits.argmax(-1, keepdim=True)
                     with instr.range("gpu_to_cpu"):
                         tok.cpu()  # the sampled token reaches the host, as a server's would

@@ -5,7 +5,7 @@ import argparse
 from dataclasses import fields
 
 from .cache import POLICIES
-from .model import EngineConfig
+from .config import EngineConfig
 from .presets import PRESETS
 
 _DEFAULTS = EngineConfig()
@@ -38,6 +38,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "or ~/.cache/nsysparse/experts)")
     g.add_argument("--io-log", default=None, help="also write every range to this JSONL file")
     g.add_argument("--no-nvtx", dest="nvtx", action="store_false", help="emit no NVTX annotations")
+    g.add_argument("--decode-input", choices=("random", "greedy"), default=_DEFAULTS.decode_input,
+                   help="next input token: a seeded random stream (routing varies as with text) or the argmax")
     g.add_argument("--overhead-ab", action="store_true",
                    help="annotate only half the decode steps (ABBA order), to measure what the annotations cost")
     g.add_argument("--no-direct-io", dest="direct_io", action="store_false",
