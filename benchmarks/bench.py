@@ -98,6 +98,16 @@ def c_floor_sql(needed: dict[str, list[str]]) -> str:
     return "\n".join(parts)
 
 
+MEM_LIMIT_BYTES: int | None = None  # --mem-limit-gb: RLIMIT_DATA of every child
+
+
+def _limit() -> None:
+    if MEM_LIMIT_BYTES:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (MEM_LIMIT_BYTES, MEM_LIMIT_BYTES))
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
     """Run ``cmd``; (wall s, peak RSS bytes of the command, exit code, stderr tail).
 
@@ -110,7 +120,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         full = [gnu_time, "-f", "%M", "-o", rss_file.name, *cmd] if gnu_time else cmd
         t0 = time.perf_counter()
-        p = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        p = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=_limit)
         err = p.stderr.read() if p.stderr else b""
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
@@ -126,8 +136,9 @@ def best_of(cmd: list[str], reps: int, env: dict[str, str] | None = None) -> dic
     runs = []
     for _ in range(reps):
         wall, rss, rc, err = timed(cmd, env)
-        if rc != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({rc}): {err}")
+        if rc != 0:  # e.g. MemoryError under --mem-limit-gb: recorded, not fatal
+            return {"failed": rc, "wall_s": round(wall, 3), "peak_rss_mb": round(rss / 1e6, 1),
+                    "stderr": err.strip().splitlines()[-1] if err.strip() else ""}
         runs.append((wall, rss))
     wall, rss = min(runs)
     return {"wall_s": round(wall, 3), "peak_rss_mb": round(rss / 1e6, 1),
@@ -179,6 +190,13 @@ def machine() -> dict[str, object]:
     }
 
 
+def _adbc_version(py: str, env: dict[str, str]) -> str | None:
+    """adbc-driver-sqlite's version in the benchmarked interpreter (None: Trace.query uses pandas)."""
+    done = subprocess.run([py, "-c", "import importlib.metadata as m; print(m.version('adbc-driver-sqlite'))"],
+                          capture_output=True, text=True, env=env)
+    return done.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", type=Path, default=SOURCE)
@@ -186,13 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "nsysparse-bench")
     p.add_argument("--json", type=Path, help="write the results here too")
-    p.add_argument("--skip", nargs="*", default=[], choices=["report", "no_charts", "py_floor", "c_floor"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["report", "no_charts", "fixed", "py_floor", "c_floor"])
+    p.add_argument("--suggested-fixes", action="store_true",
+                   help="also time `report --no-charts` with benchmarks/suggested_fixes.py applied ('fixed')")
+    p.add_argument("--mem-limit-gb", type=float, help="RLIMIT_DATA of each command: a run past it fails, recorded")
     a = p.parse_args(argv)
+    global MEM_LIMIT_BYTES
+    MEM_LIMIT_BYTES = int(a.mem_limit_gb * 1e9) if a.mem_limit_gb else None
 
     py = sys.executable
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     a.workdir.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine(), "source": str(a.source), "reps": a.reps, "sizes": []}
+    results = {"machine": machine(), "source": str(a.source), "reps": a.reps, "sizes": [],
+               "adbc": _adbc_version(py, env), "mem_limit_gb": a.mem_limit_gb}
     print(json.dumps(results["machine"]), file=sys.stderr)
     base_steps = None
     for k in a.sizes:
@@ -205,24 +229,27 @@ def main(argv: list[str] | None = None) -> int:
         with trace.open("rb") as fh:  # warm the page cache
             while fh.read(1 << 24):
                 pass
-        row: dict[str, object] = {"k": k, "size_mb": round(trace.stat().st_size / 1e6, 1)}
+        row: dict[str, object] = {"k": k, "size_mb": round(trace.stat().st_size / 1e6, 1),
+                                  "loadavg_1m": round(os.getloadavg()[0], 2)}
         out = a.workdir / f"out_x{k}"
         cmds = {
             "report": [py, "-m", "nsysparse", "report", str(trace), "--out", str(out)],
             "no_charts": [py, "-m", "nsysparse", "report", str(trace), "--out", str(out), "--no-charts"],
+            "fixed": [py, str(HERE / "suggested_fixes.py"), "--run", "report", str(trace), "--out", str(out),
+                      "--no-charts"],
             "py_floor": [py, "-c", PY_FLOOR, str(trace), json.dumps(needed)],
             "c_floor": ["sqlite3", "-readonly", str(trace), c_floor_sql(needed)],
         }
         for name, cmd in cmds.items():
-            if name in a.skip:
+            if name in a.skip or (name == "fixed" and not a.suggested_fixes):
                 continue
             row[name] = best_of(cmd, a.reps, env)
-            if name in ("report", "no_charts"):
+            if name in ("report", "no_charts", "fixed") and "failed" not in row[name]:
                 if base_steps is None:
                     base_steps = json.loads((out / "summary.json").read_text())["steps"] // k
                 row[f"{name}_check"] = check(out, expect, base_steps) or "ok"
-        for name in ("report", "no_charts"):
-            if name in row:
+        for name in ("report", "no_charts", "fixed"):
+            if name in row and "failed" not in row[name]:
                 for floor in ("py_floor", "c_floor"):
                     if floor in row:
                         row[f"{name}/{floor}"] = round(row[name]["wall_s"] / row[floor]["wall_s"], 2)
