@@ -42,13 +42,9 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from . import intervals as iv
-from . import schema as S
-from .gpu import compute_intervals
 from .links import copies_with_links, disk_reads
 from .report import Report, Settings, jsonable
 from .steps import assign_to_steps
-from .trace import Trace
 
 RESAMPLES = 2000
 SEED = 0
@@ -199,24 +195,6 @@ def busy_shares(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return cum[ei] - cum[si]
 
 
-def _step_overlap(trace: Trace, steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per step: |H2D copies ∪| and |(H2D ∪) ∩ (kernels ∪)| inside the step, summed
-    over devices (the per-step terms of the summary's ``overlap_h2d_compute``)."""
-    busy = np.zeros(len(steps), dtype=np.int64)
-    both = np.zeros(len(steps), dtype=np.int64)
-    m = trace.memcpy
-    h2d = m[m["copy_kind"] == S.H2D]
-    comp = compute_intervals(trace)
-    ws, we = steps["start_ns"].to_numpy(), steps["end_ns"].to_numpy()
-    for dev, c in h2d.groupby("device", sort=True):  # one pass per device
-        cs, ce = c["start_ns"].to_numpy(), c["end_ns"].to_numpy()
-        k = comp[comp["device"] == dev]
-        os_, oe = iv.intersect((cs, ce), (k["start_ns"].to_numpy(), k["end_ns"].to_numpy()))
-        busy += iv.clipped_union_per_window(cs, ce, ws, we)
-        both += iv.clipped_union_per_window(os_, oe, ws, we)
-    return busy, both
-
-
 @dataclass
 class _Run:
     """What the bootstrap needs from one run."""
@@ -233,8 +211,6 @@ class _Run:
 def _run_data(report: Report) -> _Run:
     trace, settings = report.trace, report.settings
     st = report.tables["steps"].reset_index(drop=True)
-    h2d_busy, h2d_both = _step_overlap(trace, st)
-    st = st.assign(h2d_busy_ns=h2d_busy, h2d_overlap_ns=h2d_both)
     live_mask = ~st["warmup"].to_numpy(dtype=bool)
     live = st[live_mask].reset_index(drop=True)
 

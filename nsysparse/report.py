@@ -21,7 +21,7 @@ from .errors import NothingToAnalyse, UsageError
 from .gpu import any_intervals, busy_in_windows, compute_intervals, step_devices
 from .layers import layer_table, layer_windows
 from .links import PEAK_KINDS, copies_with_links, default_peaks, disk_reads, link_bandwidth, step_links
-from .overlap import h2d_overlap
+from .overlap import h2d_overlap, step_h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
 from .steps import assign_to_steps, find_steps, whole_span_step
@@ -129,6 +129,8 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     st["gpu_busy_any_ns"] = busy_in_windows(anyop, st)
     st["sync_ns"] = step_sync_ns(syncs, st)
     st["sync_share"] = np.where(dur > 0, st["sync_ns"] / safe, 0.0)
+    st["sync_outside_wait_ns"] = _host_stalled_ns(waits, syncs, st) - st["wait_ns"].to_numpy()
+    st["h2d_busy_ns"], st["h2d_overlap_ns"] = step_h2d_overlap(trace, st)
 
     copies = copies_with_links(trace, io)
     step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
@@ -168,6 +170,13 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     }
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
     return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes, trace=trace)
+
+
+def _host_stalled_ns(waits: pd.DataFrame, syncs: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
+    """Per step: |waits ∪ sync calls| on the step's thread, clipped to the step."""
+    cols = ["start_ns", "end_ns", "pid", "tid"]
+    both = pd.concat([waits[cols], syncs[cols]], ignore_index=True).astype("int64")
+    return iv.clipped_union_by_thread(both, steps.reset_index(drop=True))
 
 
 def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:

@@ -262,6 +262,7 @@ def test_overlap_io_floor_and_disk_link(builder):
     assert r.summary["io_floor_share"] == pytest.approx(400 / 2000)
     # overlap: copies busy 200 ns, 50 of them under the kernel
     assert r.summary["overlap_h2d_compute"] == pytest.approx(50 / 200)
+    assert st["h2d_busy_ns"].tolist() == [100, 100] and st["h2d_overlap_ns"].tolist() == [50, 0]
     sl = r.tables["step_links"].set_index(["step", "link"])
     assert sl.loc[(0, DISK), "busy_ns"] == 300 and sl.loc[(0, DISK), "floor_ns"] == pytest.approx(300)
 
@@ -304,6 +305,7 @@ def test_targets_rank_by_ms_per_step(builder):
     assert t["gpu_idle_other"]["ms_per_step"] == pytest.approx(0.2)  # 1 ms - wait - sync - kernel
     assert t["sync"]["ms_per_step"] == pytest.approx(0.1)
     assert [x["what"] for x in r.summary["targets"]] == ["host_wait", "gpu_idle_other", "sync"]
+    assert r.tables["steps"]["sync_outside_wait_ns"].tolist() == [100_000]
 
 
 def test_no_step_range_whole_span_is_one_step(builder):

@@ -41,7 +41,6 @@ from .. import schema as S
 from ..links import disk_reads, link_label, with_link_labels
 from ..report import Report
 from ..sync import sync_calls
-from ..waits import wait_ranges
 
 DPI = 120
 MAX_BARS = 5000  # per lane and colour: beyond this, sub-pixel neighbours are merged into their union
@@ -125,28 +124,20 @@ def copy_category(copy_kind: pd.Series, src_kind: pd.Series) -> pd.Series:
 def step_breakdown(report: Report) -> pd.DataFrame:
     """Per step: ``step``, ``warmup``, ``dur_ns``, ``wait_ns`` (union of wait ranges
     on the step's thread), ``sync_only_ns`` (synchronising calls outside those
-    waits), ``other_ns`` (the rest); the three parts sum to ``dur_ns``."""
+    waits), ``other_ns`` (the rest); the three parts sum to ``dur_ns``. Read from
+    the steps table: the renderer computes nothing."""
     st = report.tables["steps"].reset_index(drop=True)
-    cols = ["start_ns", "end_ns", "pid", "tid"]
-    waits = wait_ranges(report.trace, report.settings.wait, exclude_text=report.settings.step)
-    syncs = sync_calls(report.trace)
-    parts = [df[cols] for df in (waits, syncs) if len(df)]
-    if parts and len(st):
-        both = pd.concat(parts, ignore_index=True).astype("int64")
-        covered = iv.clipped_union_by_thread(both, st[cols].astype("int64"))
-    else:
-        covered = np.zeros(len(st), dtype=np.int64)
     dur = st["dur_ns"].to_numpy(dtype=np.int64)
-    wait = np.minimum(st["wait_ns"].to_numpy(dtype=np.int64), dur)
-    covered = np.clip(covered, wait, dur)
+    wait = st["wait_ns"].to_numpy(dtype=np.int64)
+    sync = st["sync_outside_wait_ns"].to_numpy(dtype=np.int64)
     return pd.DataFrame(
         {
             "step": st["step"].to_numpy(),
             "warmup": st["warmup"].to_numpy(dtype=bool),
             "dur_ns": dur,
             "wait_ns": wait,
-            "sync_only_ns": covered - wait,
-            "other_ns": dur - covered,
+            "sync_only_ns": sync,
+            "other_ns": dur - wait - sync,
         }
     )
 
