@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from importlib import metadata
 import os
 import platform
 import shlex
@@ -100,11 +101,14 @@ def gpu_info() -> dict | None:
 def versions(nsys: Path | None) -> dict:
     """Versions of what took part: python, torch (and its CUDA), nvtx, nsys, nsysparse."""
     out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
-    for mod in ("torch", "nvtx", "nsysparse"):
+    for dist in ("torch", "nvtx", "nsysparse"):
         try:
-            out[mod] = getattr(__import__(mod), "__version__", "unknown")
-        except ImportError:
-            out[mod] = None
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # run from source (PYTHONPATH=.), or absent
+            try:
+                out[dist] = getattr(__import__(dist), "__version__", "unknown")
+            except ImportError:
+                out[dist] = None
     try:
         import torch
 
