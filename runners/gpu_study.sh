@@ -9,9 +9,10 @@
 # nsys logs) and log.txt.
 set -u
 OUT=${OUT:-gpu-study-out}
-STORE=${STORE:-$PWD/.expert-store}
+RUNS=${RUNS:-nsysparse-out/runs}
+STORE=${STORE:-$PWD/nsysparse-out/expert-store}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT" runs
+mkdir -p "$OUT" "$RUNS"
 COMMON=(--layers 5 --prompt-len 16 --batch 1 --decode-steps 12 --skew 0 --gpu-cache 70% --store "$STORE")
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.max,pcie.link.width.max --format=csv
@@ -27,11 +28,11 @@ COMMON=(--layers 5 --prompt-len 16 --batch 1 --decode-steps 12 --skew 0 --gpu-ca
     [ "$run" = host_event ] && extra=(--no-bandwidth --no-report --overhead-steps 40)  # annotation cost once
     echo "== deepseek $mode/$sync"
     t0=$(date +%s)
-    $PY -m runners.profile deepseek "${COMMON[@]}" --mode "$mode" --sync "$sync" --out "runs/deepseek_$run" "${extra[@]}"
-    echo "rc=$? in $(( $(date +%s) - t0 )) s"; ls -la "runs/deepseek_$run"
-    cp "runs/deepseek_$run/deepseek_$run.sqlite" "$OUT/" 2>/dev/null
+    $PY -m runners.profile deepseek "${COMMON[@]}" --mode "$mode" --sync "$sync" --out "$RUNS/deepseek_$run" "${extra[@]}"
+    echo "rc=$? in $(( $(date +%s) - t0 )) s"; ls -la "$RUNS/deepseek_$run"
+    cp "$RUNS/deepseek_$run/deepseek_$run.sqlite" "$OUT/" 2>/dev/null
   done
-  cat runs/*/overhead.json runs/*/bandwidth.json 2>/dev/null
+  cat "$RUNS"/*/overhead.json "$RUNS"/*/bandwidth.json 2>/dev/null
   echo "== does O_DIRECT bypass the page cache? the same 64 expert files read direct, then buffered twice"
   files=$(ls "$STORE"/deepseek-*/L002_E0*.bin | head -64)
   for how in iflag=direct "" ""; do
@@ -40,5 +41,5 @@ COMMON=(--layers 5 --prompt-len 16 --batch 1 --decode-steps 12 --skew 0 --gpu-ca
   done
 } 2>&1 | tee "$OUT/log.txt"
 tar czf "$OUT/runs.tgz" --exclude='*.sqlite' --exclude='*.nsys-rep' --exclude='*.qdstrm' --exclude='*.parquet' \
-  --exclude='*.png' runs
+  --exclude='*.png' -C "$RUNS" .
 ls -la "$OUT"

@@ -3,7 +3,7 @@
     python -m runners.profile PRESET [--out DIR] [--dry-run] [--no-nsys] [engine options]
                               [--nsys-args ARG ...]
 
-One run folder (default ``./nsysparse-runs/<preset>_<mode>_<sync>/``) gets:
+One run folder (default ``./nsysparse-out/runs/<preset>_<mode>_<sync>/``) gets:
 ``<name>.nsys-rep`` and ``<name>.sqlite`` (the trace), ``engine.json`` (the
 engine's own result), ``overhead.json`` (the same run again, its decode steps
 alternately annotated and not: what the annotations cost),
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_engine_arguments(parser)
     g = parser.add_argument_group("profiling")
-    g.add_argument("--out", type=Path, default=None, help="run folder (default ./nsysparse-runs/<name>/)")
+    g.add_argument("--out", type=Path, default=None, help="run folder (default ./nsysparse-out/runs/<name>/)")
     g.add_argument("--name", default=None, help="trace stem (default <preset>_<mode>_<sync>)")
     g.add_argument("--dry-run", action="store_true", help="print the nsys command line and exit")
     g.add_argument("--no-nsys", action="store_true", help="run the engine alone, without nsys")
@@ -190,7 +190,7 @@ def profile(ns: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ProfileError(str(exc), EXIT_USAGE) from None
     name = ns.name or f"{cfg.preset}_{cfg.mode}_{cfg.sync}"
-    out: Path = (ns.out or Path("nsysparse-runs") / name).resolve()
+    out: Path = (ns.out or Path("nsysparse-out") / "runs" / name).resolve()
     stem = out / name
     nsys = None if ns.no_nsys else find_nsys()
     if ns.dry_run:
