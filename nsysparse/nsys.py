@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from glob import glob
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .errors import NotAnExport
 # Where NVIDIA's packages put nsys; the version folder is the wildcard.
 INSTALL_GLOBS: tuple[str, ...] = (
     "/opt/nvidia/nsight-systems/*/bin/nsys",
+    "/usr/local/cuda*/bin/nsys",
     "/opt/nvidia/nsight-compute/*/host/target-linux-x64/nsys",
 )
 SEARCHED = "$NSYS, PATH, " + ", ".join(INSTALL_GLOBS)
@@ -35,15 +37,20 @@ def _executable(p: str | Path) -> bool:
     return os.path.isfile(p) and os.access(p, os.X_OK)
 
 
-def find_nsys() -> Path | None:
-    """The nsys executable to use, or None when there is none (see the module doc)."""
-    env = os.environ.get("NSYS")
-    if env and _executable(env):
-        return Path(env)
-    on_path = shutil.which("nsys")
+def find_nsys(env: Mapping[str, str] | None = None, globs: Sequence[str] | None = None) -> Path | None:
+    """The nsys executable to use, or None when there is none (see the module doc).
+
+    ``env`` (default ``os.environ``) supplies ``NSYS`` and ``PATH``; ``globs``
+    (default :data:`INSTALL_GLOBS`) the install locations.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get("NSYS")
+    if explicit and _executable(explicit):
+        return Path(explicit)
+    on_path = shutil.which("nsys", path=env.get("PATH"))
     if on_path:
         return Path(on_path)
-    for pattern in INSTALL_GLOBS:
+    for pattern in INSTALL_GLOBS if globs is None else globs:
         found = [p for p in glob(pattern) if _executable(p)]
         if found:
             return Path(max(found, key=_version_key))

@@ -8,7 +8,6 @@ Some installs write only a ``.qdstrm`` because their importer cannot load;
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shutil
@@ -17,38 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from nsysparse.nsys import INSTALL_GLOBS, find_nsys  # noqa: F401 - re-exported for the runner
+
 TRACE_FLAGS = ("-t", "cuda,nvtx,osrt")
 # CPU sampling and context switches are not used by nsysparse and would swell the trace.
 QUIET_FLAGS = ("--sample", "none", "--cpuctxsw", "none")
 IMPORTER = "QdstrmImporter"
-SEARCH_GLOBS = (
-    "/opt/nvidia/nsight-systems/*/bin/nsys",
-    "/usr/local/cuda*/bin/nsys",
-    "/opt/nvidia/nsight-compute/*/host/target-linux-x64/nsys",
-)
+# one lookup for the runner and nsysparse: a trace the runner takes is one nsysparse can export
+SEARCH_GLOBS = INSTALL_GLOBS
 
 
 class NsysError(RuntimeError):
     """nsys ran but left no usable trace; the message says what it did and where its log is."""
-
-
-def _version_key(path: str) -> tuple:
-    return tuple(int(n) for n in re.findall(r"\d+", path))
-
-
-def find_nsys(env: Mapping[str, str] | None = None, globs: Sequence[str] = SEARCH_GLOBS) -> Path | None:
-    """The nsys executable to use, or None: ``$NSYS``, then PATH, then ``globs`` (newest first)."""
-    env = os.environ if env is None else env
-    if env.get("NSYS") and os.access(env["NSYS"], os.X_OK):
-        return Path(env["NSYS"])
-    on_path = shutil.which("nsys", path=env.get("PATH"))
-    if on_path:
-        return Path(on_path)
-    for pattern in globs:
-        found = [p for p in glob.glob(pattern) if os.access(p, os.X_OK)]
-        if found:
-            return Path(max(found, key=_version_key))
-    return None
 
 
 def find_importer(nsys: Path) -> Path | None:
