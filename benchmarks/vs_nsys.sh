@@ -11,7 +11,7 @@ K=${1:-1050}
 REPS=${2:-2}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-source .device-libs/nsys-env.sh >/dev/null
+source "${NSYS_ENV:-.device-libs/nsys-env.sh}" >/dev/null  # NSYS_ENV: a stub, for a dry run off the GPU machine
 if ! python3 -c "import pandas, pyarrow.parquet, adbc_driver_sqlite" 2>/dev/null; then
   mkdir -p /tmp/device-site
   tar -C /tmp/device-site -xJf .whl/device-site.tar.xz
