@@ -128,3 +128,37 @@ def clipped_union_by_thread(
             sub["start_ns"].to_numpy(), sub["end_ns"].to_numpy(), w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
         )
     return out
+
+
+def grouped_total(group: npt.ArrayLike, starts: npt.ArrayLike, ends: npt.ArrayLike, n_groups: int) -> I64:
+    """For integer group codes ``0..n_groups-1``, the length of the union of each
+    group's intervals: one sort and a per-group running maximum, no loop over groups."""
+    g = np.asarray(group, dtype=np.int64)
+    out = np.zeros(n_groups, dtype=np.int64)
+    if g.size == 0:
+        return out
+    s, e = _as_i64(starts), _as_i64(ends)
+    order = np.lexsort((s, g))
+    g, s, e = g[order], s[order], e[order]
+    first = np.r_[True, g[1:] != g[:-1]]
+    # running max of ends that restarts at each group: offset each group's run
+    # by its start index via maximum.accumulate on (group, end) pairs
+    run_end = _grouped_cummax(g, e, first)
+    prev = np.where(first, np.iinfo(np.int64).min, np.r_[0, run_end[:-1]])
+    gained = np.clip(e - np.maximum(s, prev), 0, None)
+    np.add.at(out, g, gained)
+    return out
+
+
+def _grouped_cummax(g: I64, v: I64, first: npt.NDArray[np.bool_]) -> I64:
+    """Cumulative maximum of ``v`` restarting where ``first`` is set (``g`` sorted)."""
+    # lift each group above every earlier one so one global accumulate never crosses groups
+    lo = v.min()
+    span = int(v.max()) - int(lo) + 1
+    gid = np.cumsum(first) - 1
+    if span * (int(gid[-1]) + 1) < np.iinfo(np.int64).max // 2:
+        lifted = (v - lo) + gid * span
+        return np.maximum.accumulate(lifted) - gid * span + lo
+    import pandas as pd  # huge spans: let pandas do it per group
+
+    return pd.Series(v).groupby(g).cummax().to_numpy()

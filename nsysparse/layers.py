@@ -10,21 +10,42 @@ from . import intervals as iv
 LAYER_COLUMNS = ["layer", "count", "wait_ns", "sync_ns", "gpu_busy_kernel_ns", "bytes_h2d", "bytes_disk"]
 
 
+LAYER_WINDOW_COLUMNS = ["step", "layer", "pid", "tid", "start_ns", "end_ns", "dur_ns"]
+
+
 def layer_windows(ranges: pd.DataFrame, layer_name: str, steps: pd.DataFrame) -> pd.DataFrame:
     """Outermost layer ranges on each step's thread, inside the step, numbered from 0
     in time order within their step: ``step``, ``layer``, ``pid``, ``tid``,
-    ``start_ns``, ``end_ns``, ``dur_ns``."""
+    ``start_ns``, ``end_ns``, ``dur_ns``.
+
+    Steps of one thread are outermost ranges and do not overlap, so the step that
+    can hold a layer is the last one starting at or before it: one searchsorted
+    per thread, never a layers x steps join.
+    """
+    empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in LAYER_WINDOW_COLUMNS})
     lay = ranges[ranges["text"] == layer_name]
     if lay.empty or steps.empty:
-        return pd.DataFrame({c: pd.Series(dtype="int64") for c in ["step", "layer", "pid", "tid", "start_ns", "end_ns", "dur_ns"]})
+        return empty
     lay = lay.sort_values(["pid", "tid", "start_ns", "end_ns"], ascending=[True, True, True, False])
     prev_end = lay.groupby(["pid", "tid"], sort=False)["end_ns"].transform(lambda e: e.cummax().shift(1))
     lay = lay[~(lay["start_ns"] < prev_end.fillna(np.iinfo(np.int64).min))]
-    m = lay.merge(steps[["step", "pid", "tid", "start_ns", "end_ns"]], on=["pid", "tid"], suffixes=("", "_step"))
-    m = m[(m["start_ns"] >= m["start_ns_step"]) & (m["end_ns"] <= m["end_ns_step"])]
-    m = m.sort_values(["step", "start_ns"], ignore_index=True)
+    step_rows = steps.groupby(["pid", "tid"], sort=False).indices
+    parts = []
+    for key, rows in lay.groupby(["pid", "tid"], sort=False).indices.items():  # one pass per thread
+        if key not in step_rows:
+            continue
+        sw = steps.iloc[step_rows[key]].sort_values("start_ns")
+        lt = lay.iloc[rows]
+        s_start, s_end, s_step = (sw[c].to_numpy() for c in ("start_ns", "end_ns", "step"))
+        i = np.searchsorted(s_start, lt["start_ns"].to_numpy(), side="right") - 1
+        ic = np.clip(i, 0, None)
+        inside = (i >= 0) & (lt["end_ns"].to_numpy() <= s_end[ic])
+        parts.append(lt[inside].assign(step=s_step[ic[inside]]))
+    if not parts:
+        return empty
+    m = pd.concat(parts).sort_values(["step", "start_ns"], ignore_index=True)
     m["layer"] = m.groupby("step").cumcount()
-    return m[["step", "layer", "pid", "tid", "start_ns", "end_ns", "dur_ns"]].reset_index(drop=True)
+    return m[LAYER_WINDOW_COLUMNS].reset_index(drop=True)
 
 
 def layer_table(

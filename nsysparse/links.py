@@ -151,7 +151,7 @@ def step_links(copies: pd.DataFrame, step_of: np.ndarray, links: pd.DataFrame) -
                              "busy_ns": pd.Series(dtype="int64"), "floor_ns": pd.Series(dtype="float64")})
     g = c.groupby(["step", "link"], sort=True)
     out = g.agg(bytes=("bytes", "sum")).reset_index()
-    out["busy_ns"] = g.apply(lambda d: iv.total(d["start_ns"].to_numpy(), d["end_ns"].to_numpy()), include_groups=False).to_numpy()
+    out["busy_ns"] = iv.grouped_total(g.ngroup().to_numpy(), c["start_ns"].to_numpy(), c["end_ns"].to_numpy(), len(out))
     eff = links.set_index("link")["gbps_effective"]
     out["floor_ns"] = out["bytes"] / out["link"].map(eff).to_numpy()
     out["bytes"] = out["bytes"].astype("int64")

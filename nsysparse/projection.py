@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import intervals as iv
 from .trace import Trace
 
 OP_TYPES = ("kernels", "memcpys", "memsets", "graph_runs")
@@ -111,7 +112,8 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
         bytes=("bytes", "sum"),
         **{t: (t, "sum") for t in OP_TYPES},
     )
-    agg["proj_busy_ns"] = _grouped_union_length(pairs["r"].to_numpy(), pairs["start"].to_numpy(), pairs["end"].to_numpy()).reindex(agg.index).to_numpy()
+    codes = agg.index.get_indexer(pairs["r"].to_numpy())  # groups are sorted: codes follow agg's rows
+    agg["proj_busy_ns"] = iv.grouped_total(codes, pairs["start"].to_numpy(), pairs["end"].to_numpy(), len(agg))
     rr = r.iloc[agg.index.to_numpy()]
     out = pd.DataFrame(
         {
@@ -132,16 +134,6 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
         }
     )
     return out[PROJECTION_COLUMNS]
-
-
-def _grouped_union_length(group: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pd.Series:
-    """Per group, the length of the union of its intervals (vectorised)."""
-    df = pd.DataFrame({"g": group, "s": starts, "e": ends}).sort_values(["g", "s"], kind="stable")
-    run_end = df.groupby("g", sort=False)["e"].cummax()
-    prev_end = run_end.groupby(df["g"], sort=False).shift(1)
-    # each interval adds the part of it past everything before it in its group
-    gained = (df["e"] - np.maximum(df["s"], prev_end.fillna(df["s"]).astype(np.int64))).clip(lower=0)
-    return gained.groupby(df["g"], sort=True).sum()
 
 
 def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:

@@ -141,7 +141,9 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         sel = (kinds == kind).to_numpy() & (step_of >= 0)
         st[col] = np.bincount(step_of[sel], weights=copies["bytes"].to_numpy()[sel], minlength=len(st)).astype(np.int64)
     floor = sl.groupby("step")["floor_ns"].max() if not sl.empty else pd.Series(dtype="float64")
-    st["io_floor_ns"] = floor.reindex(st["step"]).fillna(0.0).to_numpy()
+    # a copy that runs past its step's end can ask for more than the step holds:
+    # the step is then wholly I/O-bound, and its floor is capped at its duration
+    st["io_floor_ns"] = np.minimum(floor.reindex(st["step"]).fillna(0.0).to_numpy(), st["dur_ns"].to_numpy())
 
     live = st[~st["warmup"]]
     idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
