@@ -270,19 +270,25 @@ class Trace:
         payload_sql = f"COALESCE({', '.join(f'CAST({c} AS REAL)' for c in payloads)}, NULL)" if payloads else "NULL"
         if len(payloads) == 1:
             payload_sql = f"CAST({payloads[0]} AS REAL)"
-        text_sql = "COALESCE(e.text, s.value)" if "textId" in cols else "e.text"
-        join = f"LEFT JOIN {S.T_STRINGS} s ON s.id = e.textId" if "textId" in cols and self.has(S.T_STRINGS) else ""
-        if not join:
-            text_sql = "e.text"
+        # texts registered as strings come as textId: map ids through StringIds once per
+        # distinct id (a polling range firing a million times is one string, not a million)
+        text_id_sql = "e.textId" if "textId" in cols else "NULL"
         end_tid_sql = "e.endGlobalTid" if "endGlobalTid" in cols else "NULL"
         domain_sql = "e.domainId" if "domainId" in cols else "0"
         marks = ",".join("?" * len(event_types))
-        return self.query(
-            f"SELECT e.start, e.end, e.eventType, {text_sql} AS text, e.globalTid, "
+        df = self.query(
+            f"SELECT e.start, e.end, e.eventType, e.text, {text_id_sql} AS textId, e.globalTid, "
             f"{end_tid_sql} AS endGlobalTid, {domain_sql} AS domainId, {payload_sql} AS payload "
-            f"FROM {S.T_NVTX} e {join} WHERE e.eventType IN ({marks})",
+            f"FROM {S.T_NVTX} e WHERE e.eventType IN ({marks})",
             event_types,
         )
+        ids = df.pop("textId")
+        if ids.notna().any():
+            codes, uniq = pd.factorize(ids)
+            looked_up = self.strings.reindex(uniq).to_numpy(dtype=object)
+            from_id = np.where(codes >= 0, looked_up[np.maximum(codes, 0)], None)
+            df["text"] = df["text"].astype(object).where(df["text"].notna(), from_id)
+        return df
 
     def _with_names(self, df: pd.DataFrame) -> pd.DataFrame:
         gt = df["globalTid"].fillna(0).astype("int64")
@@ -292,7 +298,7 @@ class Trace:
         df = df.merge(self._nvtx_domains, on=["domainId", "pid"], how="left")
         df["domain"] = df["domain"].where(df["domainId"] != 0, "").fillna("")
         df["text"] = df["text"].fillna("").astype(object)
-        df["name"] = df["domain"].astype(object) + ":" + df["text"]
+        df["name"] = _join_names(df["domain"], df["text"])
         return df
 
     @cached_property
@@ -558,6 +564,18 @@ class Trace:
         if not self.has(S.T_RUNTIME):
             missing.append("CUDA API calls")
         return missing
+
+
+def _join_names(domain: pd.Series, text: pd.Series) -> np.ndarray:
+    """``domain:text`` per row, built once per distinct pair and shared between rows."""
+    d_codes, d_uniq = pd.factorize(domain.astype(object))
+    t_codes, t_uniq = pd.factorize(text.astype(object))
+    if len(domain) == 0:
+        return np.empty(0, dtype=object)
+    pair = d_codes.astype(np.int64) * max(len(t_uniq), 1) + t_codes
+    uniq, inv = np.unique(pair, return_inverse=True)
+    names = np.array([f"{d_uniq[p // max(len(t_uniq), 1)]}:{t_uniq[p % max(len(t_uniq), 1)]}" for p in uniq], dtype=object)
+    return names[inv]
 
 
 def _check_not_truncated(path: Path) -> None:
