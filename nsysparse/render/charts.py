@@ -45,6 +45,7 @@ from ..sync import sync_calls
 DPI = 120
 MAX_BARS = 5000  # per lane and colour: beyond this, sub-pixel neighbours are merged into their union
 GPU_BINS = 200
+MAX_STEP_BARS = 400  # beyond this many steps the step chart draws areas, not bars
 FONT = 8  # points, for text inside bars and tick labels
 
 # One colour per kind of work, shared by every chart.
@@ -450,12 +451,14 @@ def steps_figure(report: Report) -> Figure:
         if not ms.any():
             continue  # a part no step has (no wait range matched) stays out of the legend
         handles.append(Patch(color=colour, label=label))
-        bars = ax.bar(x, ms, width, bottom=bottom, color=colour, linewidth=0)
-        for bar, w in zip(bars, warm):
-            if w:
-                bar.set_alpha(0.45)
-                bar.set_hatch("///")
-                bar.set_edgecolor("white")
+        if n > MAX_STEP_BARS:  # one filled area per part: thousands of bars cost seconds to draw
+            ax.fill_between(x, bottom, bottom + ms, step="mid", color=colour, linewidth=0)
+        else:
+            bars = ax.bar(x, ms, width, bottom=bottom, color=colour, linewidth=0)
+            for i in np.flatnonzero(warm):
+                bars[i].set_alpha(0.45)
+                bars[i].set_hatch("///")
+                bars[i].set_edgecolor("white")
         bottom += ms
     total = b["dur_ns"].to_numpy(dtype=np.float64) / 1e6
     live = total[~warm] if (~warm).any() else total
