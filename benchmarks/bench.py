@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "nsysparse-bench")
     p.add_argument("--json", type=Path, help="write the results here too")
-    p.add_argument("--skip", nargs="*", default=[], choices=["report", "no_charts", "fixed", "py_floor", "c_floor"])
-    p.add_argument("--suggested-fixes", action="store_true",
-                   help="also time `report --no-charts` with benchmarks/suggested_fixes.py applied ('fixed')")
+    p.add_argument("--skip", nargs="*", default=[], choices=["report", "no_charts", "py_floor", "c_floor"])
     p.add_argument("--mem-limit-gb", type=float, help="RLIMIT_DATA of each command: a run past it fails, recorded")
     a = p.parse_args(argv)
     global MEM_LIMIT_BYTES
@@ -235,20 +233,18 @@ def main(argv: list[str] | None = None) -> int:
         cmds = {
             "report": [py, "-m", "nsysparse", "report", str(trace), "--out", str(out)],
             "no_charts": [py, "-m", "nsysparse", "report", str(trace), "--out", str(out), "--no-charts"],
-            "fixed": [py, str(HERE / "suggested_fixes.py"), "--run", "report", str(trace), "--out", str(out),
-                      "--no-charts"],
             "py_floor": [py, "-c", PY_FLOOR, str(trace), json.dumps(needed)],
             "c_floor": ["sqlite3", "-readonly", str(trace), c_floor_sql(needed)],
         }
         for name, cmd in cmds.items():
-            if name in a.skip or (name == "fixed" and not a.suggested_fixes):
+            if name in a.skip:
                 continue
             row[name] = best_of(cmd, a.reps, env)
-            if name in ("report", "no_charts", "fixed") and "failed" not in row[name]:
+            if name in ("report", "no_charts") and "failed" not in row[name]:
                 if base_steps is None:
                     base_steps = json.loads((out / "summary.json").read_text())["steps"] // k
                 row[f"{name}_check"] = check(out, expect, base_steps) or "ok"
-        for name in ("report", "no_charts", "fixed"):
+        for name in ("report", "no_charts"):
             if name in row and "failed" not in row[name]:
                 for floor in ("py_floor", "c_floor"):
                     if floor in row:

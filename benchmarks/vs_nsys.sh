@@ -45,8 +45,6 @@ cmds = {
     "nsys_stats": lambda i: [nsys, "stats", "--report", os.environ["REPORTS"], "--format", "csv",
                              "--output", f"{W}/nsys{i}/stats", ntrace],
     "nsysparse_no_charts": lambda i: [py, "-m", "nsysparse", "report", trace, "--out", f"{W}/np{i}", "--no-charts"],
-    "nsysparse_fixed": lambda i: [py, "benchmarks/suggested_fixes.py", "--run", "report", trace,
-                                  "--out", f"{W}/npf{i}", "--no-charts"],
     "py_floor": lambda i: [py, "-c", bench.PY_FLOOR, trace, json.dumps(needed)],
     "c_floor": lambda i: ["sqlite3", "-readonly", trace, bench.c_floor_sql(needed)],
 }
@@ -72,7 +70,7 @@ for name, cmd in cmds.items():
     res[name] = min(ok, key=lambda r: r["wall_s"]) if ok else runs[-1]
     res[name]["walls"] = [r["wall_s"] for r in runs]
 ns = res["nsys_stats"].get("wall_s") if res["nsys_stats"].get("rc") == 0 else None
-for name in ("nsysparse_no_charts", "nsysparse_fixed", "nsysparse_report"):
+for name in ("nsysparse_no_charts", "nsysparse_report"):
     if ns and name in res and res[name].get("rc") == 0:
         res[f"nsys/{name}"] = round(ns / res[name]["wall_s"], 2)
 print(json.dumps(res, indent=2))
