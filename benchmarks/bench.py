@@ -181,7 +181,8 @@ def machine() -> dict[str, object]:
         mem = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
     except (OSError, StopIteration):
         mem = 0
-    cli = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split()[:1]
+    has_cli = shutil.which("sqlite3") is not None  # the GPU machine has none
+    cli = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split()[:1] if has_cli else []
     return {
         "cpu": cpu, "cores": os.cpu_count(), "mem_gb": round(mem / 1e6, 1),
         "python": platform.python_version(), "sqlite_lib": sqlite3.sqlite_version,
