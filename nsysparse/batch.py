@@ -28,6 +28,7 @@ stops at the first failure, writes nothing and exits with its code.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import json
 import os
 import sys
@@ -106,7 +107,9 @@ def _run_local(paths: list[str], settings: Settings, jobs: int) -> Iterator[tupl
         for i, p in enumerate(paths):
             yield i, analyse_one(p, settings)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # forkserver, not fork: forking a process whose threads (the input hasher) may hold
+    # a lock leaves the child waiting on it for ever
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
         index: dict[Future[dict[str, Any]], int] = {pool.submit(analyse_one, p, settings): i for i, p in enumerate(paths)}
         pending = set(index)
         try:

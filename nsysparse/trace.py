@@ -11,6 +11,7 @@ parameters only.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 import os
 import sqlite3
 import urllib.parse
@@ -72,6 +73,7 @@ class Trace:
                 self.path, f"is corrupt or truncated ({exc}); export the .nsys-rep again"
             ) from None
         _check_not_truncated(self.path)
+        self._sha256  # start hashing now, in the background
         self.tables: frozenset[str] = frozenset(r[0] for r in rows)
         self._columns: dict[str, frozenset[str]] = {}
         if S.T_META not in self.tables and not any(t in self.tables for t in S.CUDA_TABLES):
@@ -178,13 +180,15 @@ class Trace:
     def size(self) -> int:
         return self.path.stat().st_size
 
-    @cached_property
+    @property
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        with self.path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        """The input's sha256, hashed on a background thread from the moment it opened
+        (hashlib releases the GIL: a gigabyte's hash overlaps the analysis)."""
+        return self._sha256.result()
+
+    @cached_property
+    def _sha256(self) -> "Future[str]":
+        return _HASHER.submit(_sha256_of, self.path)
 
     def identity(self) -> dict[str, object]:
         """The input's identity, as every output records it."""
@@ -404,6 +408,26 @@ class Trace:
 
     # ---- GPU activity ---------------------------------------------------------------
 
+    @cached_property
+    def _api_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """API calls keyed by (pid, correlationId), sorted: (keys, row positions)."""
+        api = self.api_calls
+        corr = api["correlation_id"].to_numpy()
+        key = (api["pid"].to_numpy().astype(np.int64) << 32) | (corr & 0xFFFFFFFF)
+        key = np.where(corr >= 0, key, -1)
+        order = np.argsort(key, kind="stable")  # stable: the first call of a duplicated key wins
+        return key[order], order
+
+    def _launching_call(self, pid: np.ndarray, corr: np.ndarray) -> np.ndarray:
+        """Row of ``api_calls`` that launched each op (same process and correlation id), or -1."""
+        keys, order = self._api_keys
+        if keys.size == 0:
+            return np.full(len(pid), -1, dtype=np.int64)
+        q = (np.asarray(pid, dtype=np.int64) << 32) | (np.asarray(corr, dtype=np.int64) & 0xFFFFFFFF)
+        i = np.clip(np.searchsorted(keys, q), 0, keys.size - 1)
+        hit = (keys[i] == q) & (np.asarray(corr) >= 0)
+        return np.where(hit, order[i], -1)
+
     def _gpu_rows(self, table: str, extra: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
         """Common GPU-op columns of ``table``, joined to the launching API call on
         (correlationId, pid): correlation ids repeat across processes."""
@@ -422,15 +446,21 @@ class Trace:
             }
         )
         base["dur_ns"] = base["end_ns"] - base["start_ns"]
-        api = self.api_calls[["pid", "correlation_id", "name", "tid", "start_ns", "end_ns"]].rename(
-            columns={"name": "api", "tid": "launch_tid", "start_ns": "api_start_ns", "end_ns": "api_end_ns"}
-        )
-        api = api[api["correlation_id"] >= 0].drop_duplicates(["pid", "correlation_id"])
-        base = base.merge(api, on=["pid", "correlation_id"], how="left", sort=False)
-        base["launch_tid"] = base["launch_tid"].astype("Int64")
-        base["api_start_ns"] = base["api_start_ns"].astype("Int64")
-        base["api_end_ns"] = base["api_end_ns"].astype("Int64")
-        base["api"] = base["api"].astype(object)
+        # the launching call by (pid, correlationId): a sorted-key lookup, not a merge
+        row = self._launching_call(base["pid"].to_numpy(), base["correlation_id"].to_numpy())
+        api = self.api_calls
+        found = row >= 0
+        if not found.any():
+            base["api"] = np.full(len(base), None, dtype=object)
+            for col in ("launch_tid", "api_start_ns", "api_end_ns"):
+                base[col] = pd.array([pd.NA] * len(base), dtype="Int64")
+            return base, df
+        take = np.maximum(row, 0)
+        cat = api["name"].array  # categorical: gather codes, then names once per distinct call
+        names = np.asarray(cat.categories, dtype=object)[np.asarray(cat.codes)[take]]
+        base["api"] = np.where(found, names, None)
+        for col, src in (("launch_tid", "tid"), ("api_start_ns", "start_ns"), ("api_end_ns", "end_ns")):
+            base[col] = pd.Series(api[src].to_numpy()[take], dtype="Int64").where(found).array
         return base, df
 
     @cached_property
@@ -564,6 +594,17 @@ class Trace:
         if not self.has(S.T_RUNTIME):
             missing.append("CUDA API calls")
         return missing
+
+
+_HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsysparse-sha256")
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _join_names(domain: pd.Series, text: pd.Series) -> np.ndarray:
