@@ -77,25 +77,20 @@ def analyse_one(path: str, settings: Settings) -> dict[str, Any]:
     "tables", "summary", "meta"}`` or ``{"ok": False, "exit_code", "message"}``
     (exceptions with custom arguments do not survive a process boundary)."""
     from .inputs import resolve_trace
-    from .render.files import provenance
+    from .render.files import arrow_table, provenance
     from .report import build_report
     from .trace import open_trace
 
     try:
         with resolve_trace(Path(path)) as sqlite_path, open_trace(sqlite_path) as trace:
             report = build_report(trace, settings)
-            tables = {name: _to_arrow(df) for name, df in report.tables.items()}
+            tables = {name: arrow_table(df) for name, df in report.tables.items()}
             return {"ok": True, "path": path, "tables": tables, "summary": report.summary, "meta": provenance(report)}
     except errors.NsysParseError as err:
         return {"ok": False, "path": path, "exit_code": err.exit_code, "message": str(err)}
     except Exception as err:  # our bug: keep the traceback for failures.json
         return {"ok": False, "path": path, "exit_code": 1, "message": f"{path}: internal error: {type(err).__name__}: {err}",
                 "traceback": traceback.format_exc()}
-
-
-def _to_arrow(df: pd.DataFrame) -> pa.Table:
-    cat = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]
-    return pa.Table.from_pandas(df.astype({c: object for c in cat}), preserve_index=False)
 
 
 # ---------------------------------------------------------------- running

@@ -252,6 +252,15 @@ class Trace:
     def _strings_for(self, ids: pd.Series) -> np.ndarray:
         return self.strings.reindex(ids.to_numpy()).to_numpy(dtype=object)
 
+    def _categorical_strings(self, ids: pd.Series) -> pd.Categorical:
+        """``StringIds`` values of ``ids`` as a Categorical: each distinct id is looked
+        up once, and millions of kernel rows share a few hundred names."""
+        codes, uniq_ids = pd.factorize(ids.to_numpy())
+        values = self.strings.reindex(uniq_ids).to_numpy(dtype=object)
+        vcodes, categories = pd.factorize(values)  # ids that share a string share a category
+        full = np.where(codes >= 0, vcodes[np.maximum(codes, 0)] if len(vcodes) else -1, -1)
+        return pd.Categorical.from_codes(full, categories=pd.Index(categories, dtype=object))
+
     # ---- NVTX ----------------------------------------------------------------------
 
     @cached_property
@@ -388,8 +397,12 @@ class Trace:
         df = self.query(
             f"SELECT start, end, globalTid, correlationId, nameId, {ret} AS returnValue FROM {S.T_RUNTIME}"
         )
-        names = pd.Categorical(self._strings_for(df["nameId"]))
-        base = pd.Categorical(names.categories.str.replace(S.BASE_NAME_SUFFIX, "", regex=True).to_numpy()[names.codes]) if len(names.categories) else names
+        names = self._categorical_strings(df["nameId"])
+        stripped = [S.BASE_NAME_SUFFIX.sub("", str(n)) for n in names.categories]  # per distinct name
+        bcodes, bcats = pd.factorize(np.asarray(stripped, dtype=object))
+        codes = np.asarray(names.codes)
+        base = pd.Categorical.from_codes(np.where(codes >= 0, bcodes[np.maximum(codes, 0)] if len(bcodes) else -1, -1),
+                                         categories=pd.Index(bcats, dtype=object))
         gt = df["globalTid"].astype("int64")
         out = pd.DataFrame(
             {
@@ -456,9 +469,8 @@ class Trace:
                 base[col] = pd.array([pd.NA] * len(base), dtype="Int64")
             return base, df
         take = np.maximum(row, 0)
-        cat = api["name"].array  # categorical: gather codes, then names once per distinct call
-        names = np.asarray(cat.categories, dtype=object)[np.asarray(cat.codes)[take]]
-        base["api"] = np.where(found, names, None)
+        cat = api["name"].array  # categorical: gather its codes, share its names
+        base["api"] = pd.Categorical.from_codes(np.where(found, np.asarray(cat.codes)[take], -1), dtype=cat.dtype)
         for col, src in (("launch_tid", "tid"), ("api_start_ns", "start_ns"), ("api_end_ns", "end_ns")):
             base[col] = pd.Series(api[src].to_numpy()[take], dtype="Int64").where(found).array
         return base, df
@@ -474,8 +486,8 @@ class Trace:
         cols = self.columns(S.T_KERNEL)
         extra = ", demangledName, shortName" + (", graphNodeId" if "graphNodeId" in cols else ", NULL AS graphNodeId")
         base, raw = self._gpu_rows(S.T_KERNEL, extra)
-        base["name"] = self._strings_for(raw["demangledName"])
-        base["short_name"] = self._strings_for(raw["shortName"])
+        base["name"] = self._categorical_strings(raw["demangledName"])
+        base["short_name"] = self._categorical_strings(raw["shortName"])
         base["graph_node_id"] = raw["graphNodeId"].astype("Int64").array
         return base.sort_values("start_ns", kind="stable", ignore_index=True)
 
