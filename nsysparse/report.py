@@ -89,7 +89,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     except re.error as exc:
         raise UsageError(None, f"--wait {settings.wait!r} is not a valid regular expression: {exc}") from None
     notes = [f"the trace lacks {what}" for what in trace.lacks()]
-    ranges = trace.nvtx_ranges
+    ranges = trace.prefetch().nvtx_ranges
     path = trace.path
 
     steps = find_steps(trace, settings.step, settings.warmup)

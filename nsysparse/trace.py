@@ -222,16 +222,25 @@ class Trace:
 
     @cached_property
     def activity_span(self) -> tuple[int | None, int | None]:
-        """First and last time of any GPU op or CUDA API call, in ns."""
-        lo: list[int] = []
-        hi: list[int] = []
-        for t in S.CUDA_TABLES:
-            if self.has(t):
-                a, b = self._con.execute(f"SELECT MIN(start), MAX(end) FROM {t}").fetchone()
-                if a is not None:
-                    lo.append(int(a))
-                    hi.append(int(b))
+        """First and last time of any GPU op or CUDA API call, in ns (from the loaded
+        tables: a report reads them anyway, and a second SQL scan would cost as much)."""
+        tables = [self.api_calls, self.kernels, self.memcpy, self.memset, self.graph_runs]
+        lo = [int(t["start_ns"].min()) for t in tables if len(t)]
+        hi = [int(t["end_ns"].max()) for t in tables if len(t)]
         return (min(lo), max(hi)) if lo else (None, None)
+
+    def prefetch(self) -> "Trace":
+        """Build the large tables on two threads: the NVTX ranges on one, the API calls
+        and the GPU ops that look their launches up in them on the other (SQLite
+        reads and Arrow conversion release the GIL)."""
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsysparse-load") as pool:
+            jobs = [
+                pool.submit(lambda: self.nvtx_ranges),
+                pool.submit(lambda: (self.api_calls, self.kernels, self.memcpy, self.memset, self.graph_runs)),
+            ]
+            for job in jobs:
+                job.result()
+        return self
 
     # ---- lookups -------------------------------------------------------------------
 
