@@ -8,6 +8,7 @@ its exit code (CONTRACT.md). Anything else is our bug, shown with a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -141,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NsysParseError as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        # stdout closed early (`nsysparse report T | head`): the outputs are written;
+        # point stdout at devnull so the interpreter's final flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("nsysparse: interrupted; no partial output was left", file=sys.stderr)
         return 130

@@ -385,3 +385,19 @@ def test_ranges_table_percentiles(builder):
     assert row["p50_ns"] == 200 and row["p95_ns"] == pytest.approx(np.percentile([100, 200, 400], 95))
     assert row["proj_total_ns"] == 10
     assert row["proj_count"] == 1 and row["proj_p50_ns"] == 10 and row["proj_busy_mean_ns"] == 10
+
+
+def test_cli_stdout_closed_early_is_not_a_traceback(tmp_path):
+    """`nsysparse report T | head`: the reader goes away; no traceback, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(DATA.parent.parent)}
+    p = subprocess.Popen([sys.executable, "-m", "nsysparse", "report", str(DATA / "edge.sqlite"), "--no-charts",
+                          "--out", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # before the report is printed
+    err = p.stderr.read().decode()
+    assert p.wait() == 0, err
+    assert "Traceback" not in err
+    assert (tmp_path / "o" / "summary.json").exists()
