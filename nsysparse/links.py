@@ -28,7 +28,7 @@ PEAK_KINDS = ("H2D", "D2H", "D2D", "P2P", "disk")
 def link_label(copy_kind: str, src_kind: str, dst_kind: str, src: object, dst: object) -> str:
     """``"{copy_kind} {src_kind}->{dst_kind} {src}->{dst}"``, ``host`` for a null device."""
     def dev(d: object) -> str:
-        return "host" if d is None or d is pd.NA or (isinstance(d, float) and np.isnan(d)) else str(int(d))  # type: ignore[arg-type]
+        return "host" if d is None or d is pd.NA or (isinstance(d, float) and np.isnan(d)) else str(int(d))  # type: ignore[call-overload]
 
     return f"{copy_kind} {src_kind}->{dst_kind} {dev(src)}->{dev(dst)}"
 

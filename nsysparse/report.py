@@ -150,8 +150,8 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     overlap = h2d_overlap(trace, live if not live.empty else st)
     layers = layer_table(layers_w, live, waits, syncs, compute, copies[copies["copy_kind"] == S.H2D], io)
     projection = nvtx_projection(trace)
-    span = trace.activity_span
-    span_ns = (span[1] - span[0]) if span[0] is not None else 0
+    first, last = trace.activity_span
+    span_ns = last - first if first is not None and last is not None else 0
 
     tables = {
         "nvtx_ranges": ranges,

@@ -51,11 +51,10 @@ def find_steps(trace: Trace, step_name: str, warmup: int | None = None) -> pd.Da
 
 def whole_span_step(trace: Trace) -> pd.DataFrame:
     """The whole profiled span as one step, on the busiest process's main thread."""
-    lo, hi = trace.activity_span
+    span = trace.activity_span
     api = trace.api_calls
     pid = int(api["pid"].value_counts().idxmax()) if not api.empty else 0
-    if lo is None:
-        lo, hi = 0, 0
+    lo, hi = (span[0], span[1]) if span[0] is not None and span[1] is not None else (0, 0)
     out = pd.DataFrame(
         {
             "step": [0],

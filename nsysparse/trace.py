@@ -126,7 +126,7 @@ class Trace:
         try:
             import adbc_driver_sqlite.dbapi as adbc
         except ImportError:
-            adbc = None
+            adbc = None  # type: ignore[assignment]
         if adbc is not None:
             table = None
             try:
