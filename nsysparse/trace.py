@@ -292,6 +292,9 @@ class Trace:
         payload_sql = f"COALESCE({', '.join(f'CAST({c} AS REAL)' for c in payloads)}, NULL)" if payloads else "NULL"
         if len(payloads) == 1:
             payload_sql = f"CAST({payloads[0]} AS REAL)"
+        # integer payloads exactly too: a clock value of 1e15+ ns does not survive float64
+        ints = [c for c in S.PAYLOAD_COLUMNS[:4] if c in cols]
+        payload_int_sql = f"COALESCE({', '.join(ints)}, NULL)" if len(ints) > 1 else (ints[0] if ints else "NULL")
         # texts registered as strings come as textId: map ids through StringIds once per
         # distinct id (a polling range firing a million times is one string, not a million)
         text_id_sql = "e.textId" if "textId" in cols else "NULL"
@@ -300,7 +303,8 @@ class Trace:
         marks = ",".join("?" * len(event_types))
         df = self.query(
             f"SELECT e.start, e.end, e.eventType, e.text, {text_id_sql} AS textId, e.globalTid, "
-            f"{end_tid_sql} AS endGlobalTid, {domain_sql} AS domainId, {payload_sql} AS payload "
+            f"{end_tid_sql} AS endGlobalTid, {domain_sql} AS domainId, {payload_sql} AS payload, "
+            f"{payload_int_sql} AS payload_int "
             f"FROM {S.T_NVTX} e WHERE e.eventType IN ({marks})",
             event_types,
         )
@@ -373,10 +377,11 @@ class Trace:
 
     @cached_property
     def marks(self) -> pd.DataFrame:
-        """NVTX marks: ``name``, ``ts_ns``, ``pid``, ``tid``, ``payload``."""
+        """NVTX marks: ``name``, ``ts_ns``, ``pid``, ``tid``, ``payload`` (float64) and
+        ``payload_int`` (the integer payload, exact; null for none or a float)."""
         if not self.has(S.T_NVTX):
-            return pd.DataFrame({"name": [], "ts_ns": [], "pid": [], "tid": [], "payload": []}).astype(
-                {"ts_ns": "int64", "pid": "int64", "tid": "int64", "payload": "float64"}
+            return pd.DataFrame({"name": [], "ts_ns": [], "pid": [], "tid": [], "payload": [], "payload_int": []}).astype(
+                {"ts_ns": "int64", "pid": "int64", "tid": "int64", "payload": "float64", "payload_int": "Int64"}
             )
         df = self._with_names(self._nvtx_rows((S.NVTX_MARK,)))
         return pd.DataFrame(
@@ -386,6 +391,8 @@ class Trace:
                 "pid": df["pid"].to_numpy(dtype="int64"),
                 "tid": df["tid"].to_numpy(dtype="int64"),
                 "payload": df["payload"].astype("float64").to_numpy(),
+                "payload_int": pd.array(df["payload_int"].astype(object).where(df["payload_int"].notna(), None).tolist(), dtype="Int64")
+                if len(df) else pd.array([], dtype="Int64"),
             }
         ).sort_values("ts_ns", ignore_index=True)
 

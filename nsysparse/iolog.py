@@ -1,0 +1,58 @@
+"""Join an engine's own JSONL I/O log with the trace.
+
+The log runs on the engine's clock (e.g. ``time.monotonic_ns``), not the
+trace's. At a known moment the engine emits an NVTX mark whose integer payload
+is its clock's value then (the runner's mark is ``io_log_clock``); the offset
+between the two clocks is the mark's trace time minus that payload. Aligning
+on raw values instead would be off by the whole clock difference (METRICS.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputMissing, NothingToAnalyse, NotADatabase
+from .trace import Trace
+
+CLOCK_MARK = "io_log_clock"
+
+
+def read_io_log(path: str | Path) -> pd.DataFrame:
+    """The JSONL log as a DataFrame (one row per line; the runner writes ``name``,
+    ``start_ns``, ``end_ns``, ``tid``, ``payload``, and a ``clock_mark`` event)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputMissing(p, "no such I/O log; give the JSONL file the engine wrote with --io-log")
+    try:
+        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise NotADatabase(p, f"is not JSON lines ({exc.msg} at line {exc.lineno})") from None
+    return pd.DataFrame(rows)
+
+
+def clock_offset_ns(trace: Trace, mark: str = CLOCK_MARK) -> int:
+    """Nanoseconds to add to a log time to get trace time: the first mark whose text
+    is ``mark`` (any domain), its timestamp minus its integer payload."""
+    m = trace.marks
+    text = m["name"].astype(str).str.split(":", n=1).str[-1] if len(m) else m["name"]
+    hit = m[(text == mark) & m["payload_int"].notna()]
+    if hit.empty:
+        raise NothingToAnalyse(
+            trace.path, f"has no NVTX mark {mark!r} with an integer payload; the engine must emit its clock as one"
+        )
+    first = hit.iloc[0]
+    return int(first["ts_ns"]) - int(first["payload_int"])
+
+
+def align_io_log(trace: Trace, log: pd.DataFrame, mark: str = CLOCK_MARK) -> pd.DataFrame:
+    """``log`` with every ``*_ns`` time column (``start_ns``, ``end_ns``, ``t_ns``)
+    moved onto the trace's clock, so its rows can be joined with the trace's ranges."""
+    offset = clock_offset_ns(trace, mark)
+    out = log.copy()
+    for col in ("start_ns", "end_ns", "t_ns"):
+        if col in out:
+            out[col] = pd.array(out[col], dtype="Int64") + offset
+    return out
