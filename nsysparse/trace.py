@@ -76,6 +76,7 @@ class Trace:
         self._sha256  # start hashing now, in the background
         self.tables: frozenset[str] = frozenset(r[0] for r in rows)
         self._columns: dict[str, frozenset[str]] = {}
+        self._raw: dict[str, pd.DataFrame] = {}  # GPU-op rows read ahead by prefetch()
         if S.T_META not in self.tables and not any(t in self.tables for t in S.CUDA_TABLES):
             raise NotAnExport(
                 self.path,
@@ -230,14 +231,16 @@ class Trace:
         return (min(lo), max(hi)) if lo else (None, None)
 
     def prefetch(self) -> "Trace":
-        """Build the large tables on two threads: the NVTX ranges on one, the API calls
-        and the GPU ops that look their launches up in them on the other (SQLite
-        reads and Arrow conversion release the GIL)."""
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsysparse-load") as pool:
-            jobs = [
-                pool.submit(lambda: self.nvtx_ranges),
-                pool.submit(lambda: (self.api_calls, self.kernels, self.memcpy, self.memset, self.graph_runs)),
-            ]
+        """Read the large tables concurrently: the NVTX ranges, the API calls and the
+        raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
+        conversion release the GIL), then join the ops to their launching calls."""
+        gpu_tables = [t for t in (S.T_KERNEL, S.T_MEMCPY, S.T_MEMSET, S.T_GRAPH) if self.has(t)]
+        with ThreadPoolExecutor(max_workers=2 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
+            jobs = [pool.submit(lambda: self.nvtx_ranges), pool.submit(lambda: self.api_calls)]
+            raw = {t: pool.submit(self.query, self._gpu_sql(t)) for t in gpu_tables}
+            for t, job in raw.items():
+                self._raw[t] = job.result()
+            jobs.append(pool.submit(lambda: (self.kernels, self.memcpy, self.memset, self.graph_runs)))
             for job in jobs:
                 job.result()
         return self
@@ -457,12 +460,26 @@ class Trace:
         hit = (keys[i] == q) & (np.asarray(corr) >= 0)
         return np.where(hit, order[i], -1)
 
-    def _gpu_rows(self, table: str, extra: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _gpu_sql(self, table: str) -> str:
+        """The one query that reads a GPU-op table: common columns, then its own."""
+        extra = {
+            S.T_KERNEL: ", demangledName, shortName"
+            + (", graphNodeId" if "graphNodeId" in self.columns(S.T_KERNEL) else ", NULL AS graphNodeId"),
+            S.T_MEMCPY: ", bytes, copyKind, srcKind, dstKind, srcDeviceId, dstDeviceId",
+            S.T_MEMSET: ", bytes",
+            S.T_GRAPH: ", graphId, graphExecId",
+        }[table]
+        return f"SELECT start, end, deviceId, streamId, correlationId, globalPid{extra} FROM {table}"
+
+    def _gpu_raw(self, table: str) -> pd.DataFrame:
+        """The rows of a GPU-op table as read (once: :meth:`prefetch` may have read them)."""
+        cached = self._raw.pop(table, None)
+        return cached if cached is not None else self.query(self._gpu_sql(table))
+
+    def _gpu_rows(self, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Common GPU-op columns of ``table``, joined to the launching API call on
         (correlationId, pid): correlation ids repeat across processes."""
-        df = self.query(
-            f"SELECT start, end, deviceId, streamId, correlationId, globalPid{extra} FROM {table}"
-        )
+        df = self._gpu_raw(table)
         pid = S.pid_of(df["globalPid"].fillna(0).astype("int64"))
         base = pd.DataFrame(
             {
@@ -499,9 +516,7 @@ class Trace:
         as nsys's kernel summary keys it), ``short_name`` and ``graph_node_id``."""
         if not self.has(S.T_KERNEL):
             return _empty_ops(["name", "short_name", "graph_node_id"])
-        cols = self.columns(S.T_KERNEL)
-        extra = ", demangledName, shortName" + (", graphNodeId" if "graphNodeId" in cols else ", NULL AS graphNodeId")
-        base, raw = self._gpu_rows(S.T_KERNEL, extra)
+        base, raw = self._gpu_rows(S.T_KERNEL)
         base["name"] = self._categorical_strings(raw["demangledName"])
         base["short_name"] = self._categorical_strings(raw["shortName"])
         base["graph_node_id"] = raw["graphNodeId"].astype("Int64").array
@@ -516,9 +531,7 @@ class Trace:
         Device-to-Device both, Peer-to-Peer srcDeviceId/dstDeviceId)."""
         if not self.has(S.T_MEMCPY):
             return _empty_ops(["bytes", "copy_kind", "src_kind", "dst_kind", "src_device", "dst_device"])
-        base, raw = self._gpu_rows(
-            S.T_MEMCPY, ", bytes, copyKind, srcKind, dstKind, srcDeviceId, dstDeviceId"
-        )
+        base, raw = self._gpu_rows(S.T_MEMCPY)
         copy_labels = self.enum_labels(S.T_ENUM_MEMCPY)
         mem_labels = self.enum_labels(S.T_ENUM_MEMKIND)
         base["bytes"] = raw["bytes"].astype("int64").to_numpy()
@@ -543,7 +556,7 @@ class Trace:
         """Memsets: GPU-op columns plus ``bytes``."""
         if not self.has(S.T_MEMSET):
             return _empty_ops(["bytes"])
-        base, raw = self._gpu_rows(S.T_MEMSET, ", bytes")
+        base, raw = self._gpu_rows(S.T_MEMSET)
         base["bytes"] = raw["bytes"].astype("int64").to_numpy()
         return base.sort_values("start_ns", kind="stable", ignore_index=True)
 
@@ -553,7 +566,7 @@ class Trace:
         kernels are not recorded): GPU-op columns plus ``graph_id``, ``graph_exec_id``."""
         if not self.has(S.T_GRAPH):
             return _empty_ops(["graph_id", "graph_exec_id"])
-        base, raw = self._gpu_rows(S.T_GRAPH, ", graphId, graphExecId")
+        base, raw = self._gpu_rows(S.T_GRAPH)
         base["graph_id"] = raw["graphId"].astype("int64").to_numpy()
         base["graph_exec_id"] = raw["graphExecId"].astype("int64").to_numpy()
         return base.sort_values("start_ns", kind="stable", ignore_index=True)
