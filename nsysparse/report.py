@@ -7,6 +7,7 @@ here draws or writes files; ``nsysparse.render`` does.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -91,6 +92,11 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     notes = [f"the trace lacks {what}" for what in trace.lacks()]
     ranges = trace.prefetch().nvtx_ranges
     path = trace.path
+    # the projection needs only the loaded tables: it runs beside the step analyses
+    # (numpy sorts and pandas group-bys release the GIL)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-projection")
+    projection_job = pool.submit(nvtx_projection, trace)
+    pool.shutdown(wait=False)
 
     steps = find_steps(trace, settings.step, settings.warmup)
     if steps.empty:
@@ -149,7 +155,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
     overlap = h2d_overlap(trace, live if not live.empty else st)
     layers = layer_table(layers_w, live, waits, syncs, compute, copies[copies["copy_kind"] == S.H2D], io)
-    projection = nvtx_projection(trace)
+    projection = projection_job.result()
     first, last = trace.activity_span
     span_ns = last - first if first is not None and last is not None else 0
 
