@@ -21,7 +21,6 @@ NVTX_START_END = 60
 NVTX_DOMAIN_CREATE = 75
 NVTX_RANGE_TYPES = (NVTX_PUSH_POP, NVTX_START_END)
 RANGE_KIND = {NVTX_PUSH_POP: "push_pop", NVTX_START_END: "start_end"}
-NSYS_STYLE = {"push_pop": "PushPop", "start_end": "StartEnd"}
 
 # NVTX payload columns; at most one is set on a row
 PAYLOAD_COLUMNS = ("int64Value", "uint64Value", "int32Value", "uint32Value", "doubleValue", "floatValue")
