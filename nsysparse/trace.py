@@ -270,8 +270,7 @@ class Trace:
         codes, uniq_ids = pd.factorize(ids.to_numpy())
         values = self.strings.reindex(uniq_ids).to_numpy(dtype=object)
         vcodes, categories = pd.factorize(values)  # ids that share a string share a category
-        full = np.where(codes >= 0, vcodes[np.maximum(codes, 0)] if len(vcodes) else -1, -1)
-        return pd.Categorical.from_codes(full, categories=pd.Index(categories, dtype=object))
+        return pd.Categorical.from_codes(_recode(codes, vcodes), categories=pd.Index(categories, dtype=object))
 
     # ---- NVTX ----------------------------------------------------------------------
 
@@ -289,15 +288,16 @@ class Trace:
             ["domainId", "pid", "domain"]
         ]
 
-    def _nvtx_rows(self, event_types: tuple[int, ...]) -> pd.DataFrame:
+    def _nvtx_rows(self, event_types: tuple[int, ...], int_payload: bool = False) -> pd.DataFrame:
         cols = self.columns(S.T_NVTX)
         payloads = [c for c in S.PAYLOAD_COLUMNS if c in cols]
         payload_sql = f"COALESCE({', '.join(f'CAST({c} AS REAL)' for c in payloads)}, NULL)" if payloads else "NULL"
         if len(payloads) == 1:
             payload_sql = f"CAST({payloads[0]} AS REAL)"
-        # integer payloads exactly too: a clock value of 1e15+ ns does not survive float64
+        # the integer payload exactly (marks carry clock values): as TEXT, because every
+        # reader returns an integer column holding NULLs as float64, which rounds past 2**53
         ints = [c for c in S.PAYLOAD_COLUMNS[:4] if c in cols]
-        payload_int_sql = f"COALESCE({', '.join(ints)}, NULL)" if len(ints) > 1 else (ints[0] if ints else "NULL")
+        payload_int_sql = f"CAST(COALESCE({', '.join(ints)}, NULL) AS TEXT)" if int_payload and ints else "NULL"
         # texts registered as strings come as textId: map ids through StringIds once per
         # distinct id (a polling range firing a million times is one string, not a million)
         text_id_sql = "e.textId" if "textId" in cols else "NULL"
@@ -313,9 +313,7 @@ class Trace:
         )
         ids = df.pop("textId")
         if ids.notna().any():
-            codes, uniq = pd.factorize(ids)
-            looked_up = self.strings.reindex(uniq).to_numpy(dtype=object)
-            from_id = np.where(codes >= 0, looked_up[np.maximum(codes, 0)], None)
+            from_id = np.asarray(self._categorical_strings(ids), dtype=object)
             df["text"] = df["text"].astype(object).where(df["text"].notna(), from_id)
         return df
 
@@ -386,7 +384,7 @@ class Trace:
             return pd.DataFrame({"name": [], "ts_ns": [], "pid": [], "tid": [], "payload": [], "payload_int": []}).astype(
                 {"ts_ns": "int64", "pid": "int64", "tid": "int64", "payload": "float64", "payload_int": "Int64"}
             )
-        df = self._with_names(self._nvtx_rows((S.NVTX_MARK,)))
+        df = self._with_names(self._nvtx_rows((S.NVTX_MARK,), int_payload=True))
         return pd.DataFrame(
             {
                 "name": df["name"].to_numpy(dtype=object),
@@ -394,8 +392,8 @@ class Trace:
                 "pid": df["pid"].to_numpy(dtype="int64"),
                 "tid": df["tid"].to_numpy(dtype="int64"),
                 "payload": df["payload"].astype("float64").to_numpy(),
-                "payload_int": pd.array(df["payload_int"].astype(object).where(df["payload_int"].notna(), None).tolist(), dtype="Int64")
-                if len(df) else pd.array([], dtype="Int64"),
+                "payload_int": pd.to_numeric(df["payload_int"].astype(object), dtype_backend="numpy_nullable")
+                .astype("Int64").array,
             }
         ).sort_values("ts_ns", ignore_index=True)
 
@@ -419,9 +417,7 @@ class Trace:
         names = self._categorical_strings(df["nameId"])
         stripped = [S.BASE_NAME_SUFFIX.sub("", str(n)) for n in names.categories]  # per distinct name
         bcodes, bcats = pd.factorize(np.asarray(stripped, dtype=object))
-        codes = np.asarray(names.codes)
-        base = pd.Categorical.from_codes(np.where(codes >= 0, bcodes[np.maximum(codes, 0)] if len(bcodes) else -1, -1),
-                                         categories=pd.Index(bcats, dtype=object))
+        base = pd.Categorical.from_codes(_recode(names.codes, bcodes), categories=pd.Index(bcats, dtype=object))
         gt = df["globalTid"].astype("int64")
         out = pd.DataFrame(
             {
@@ -503,7 +499,7 @@ class Trace:
             return base, df
         take = np.maximum(row, 0)
         cat = api["name"].array  # categorical: gather its codes, share its names
-        base["api"] = pd.Categorical.from_codes(np.where(found, np.asarray(cat.codes)[take], -1), dtype=cat.dtype)
+        base["api"] = pd.Categorical.from_codes(_recode(row, np.asarray(cat.codes)), dtype=cat.dtype)
         for col, src in (("launch_tid", "tid"), ("api_start_ns", "start_ns"), ("api_end_ns", "end_ns")):
             base[col] = pd.Series(api[src].to_numpy()[take], dtype="Int64").where(found).array
         return base, df
@@ -646,6 +642,14 @@ def _sha256_of(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _recode(codes: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """``lookup[codes]`` with code -1 (missing) kept as -1 (and as -1 when ``lookup`` is empty)."""
+    codes = np.asarray(codes)
+    if len(lookup) == 0:
+        return np.full(codes.shape, -1, dtype=np.int64)
+    return np.where(codes >= 0, np.asarray(lookup)[np.maximum(codes, 0)], -1)
 
 
 def _join_names(domain: pd.Series, text: pd.Series) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from nsysparse import NothingToAnalyse, open_trace
@@ -44,3 +45,15 @@ def test_no_mark_is_a_clear_error(builder):
     trace = open_trace(builder.write())
     with pytest.raises(NothingToAnalyse, match="io_log_clock"):
         clock_offset_ns(trace)
+
+
+def test_integer_payload_exact_beside_marks_without_payload(builder):
+    """A column with NULLs comes back from SQLite readers as float64: the exact
+    integer must not depend on every other mark carrying a payload."""
+    big = 2**53 + 1
+    builder.mark("after_barrier", 3)  # no payload: a NULL in the integer column
+    builder.mark("io_log_clock", 7, payload=big)
+    builder.kernel(10, 20, launch=(1, 5))
+    trace = open_trace(builder.write())
+    assert trace.marks["payload_int"].tolist() == [pd.NA, big]
+    assert clock_offset_ns(trace) == 7 - big
