@@ -27,11 +27,9 @@ stops at the first failure, writes nothing and exits with its code.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import json
 import os
-import sys
 import traceback
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -73,24 +71,31 @@ def partition_names(paths: Iterable[str | Path]) -> list[str]:
 
 
 def analyse_one(path: str, settings: Settings) -> dict[str, Any]:
-    """Analyse one trace (worker side). Never raises: returns ``{"ok": True,
-    "tables", "summary", "meta"}`` or ``{"ok": False, "exit_code", "message"}``
-    (exceptions with custom arguments do not survive a process boundary)."""
+    """Analyse one trace (worker side): ``{"path", "tables" (Arrow), "summary",
+    "meta"}``. A user's mistake raises its NsysParseError (picklable: it crosses
+    the process boundary as itself); anything else is our bug and raises as is."""
     from .inputs import resolve_trace
     from .render.files import arrow_table, provenance
     from .report import build_report
     from .trace import open_trace
 
+    with resolve_trace(Path(path)) as sqlite_path, open_trace(sqlite_path) as trace:
+        report = build_report(trace, settings)
+        tables = {name: arrow_table(df) for name, df in report.tables.items()}
+        return {"path": path, "tables": tables, "summary": report.summary, "meta": provenance(report)}
+
+
+def _outcome(fut: Any, path: str) -> dict[str, Any]:
+    """A finished job as ``{"ok": True, ...result}`` or, for a user's mistake,
+    ``{"ok": False, "path", "exit_code", "message"}``; our bug raises."""
     try:
-        with resolve_trace(Path(path)) as sqlite_path, open_trace(sqlite_path) as trace:
-            report = build_report(trace, settings)
-            tables = {name: arrow_table(df) for name, df in report.tables.items()}
-            return {"ok": True, "path": path, "tables": tables, "summary": report.summary, "meta": provenance(report)}
+        return {"ok": True, **fut.result()}
     except errors.NsysParseError as err:
         return {"ok": False, "path": path, "exit_code": err.exit_code, "message": str(err)}
-    except Exception as err:  # our bug: keep the traceback for failures.json
-        return {"ok": False, "path": path, "exit_code": 1, "message": f"{path}: internal error: {type(err).__name__}: {err}",
-                "traceback": traceback.format_exc()}
+    except Exception as err:  # our bug: kept whole (with the worker's traceback) for failures.json
+        return {"ok": False, "path": path, "exit_code": 1, "error": err,
+                "message": f"{path}: internal error: {type(err).__name__}: {err}",
+                "traceback": "".join(traceback.format_exception(err))}
 
 
 # ---------------------------------------------------------------- running
@@ -100,7 +105,12 @@ def _run_local(paths: list[str], settings: Settings, jobs: int) -> Iterator[tupl
     """``(index, result)`` as each completes, from ``jobs`` local processes (in-process when 1)."""
     if jobs == 1:
         for i, p in enumerate(paths):
-            yield i, analyse_one(p, settings)
+            done: Future[dict[str, Any]] = Future()
+            try:
+                done.set_result(analyse_one(p, settings))
+            except Exception as err:
+                done.set_exception(err)
+            yield i, _outcome(done, p)
         return
     # forkserver, not fork: forking a process whose threads (the input hasher) may hold
     # a lock leaves the child waiting on it for ever
@@ -111,7 +121,7 @@ def _run_local(paths: list[str], settings: Settings, jobs: int) -> Iterator[tupl
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    yield index[fut], fut.result()
+                    yield index[fut], _outcome(fut, paths[index[fut]])
         finally:  # stopped early (raise, Ctrl-C): drop what has not started
             for fut in pending:
                 fut.cancel()
@@ -132,7 +142,7 @@ def _run_dask(paths: list[str], settings: Settings, address: str) -> Iterator[tu
         index = {f.key: i for i, f in enumerate(futures)}
         try:
             for fut in as_completed(futures):
-                yield index[fut.key], fut.result()
+                yield index[fut.key], _outcome(fut, paths[index[fut.key]])
         finally:  # stopped early: cancel what is left
             client.cancel([f for f in futures if not f.done()])
 
@@ -153,10 +163,9 @@ def run_batch(
     try:
         for i, res in results:
             if not res["ok"] and on_error == "raise":
-                cls = _ERROR_OF_CODE.get(res["exit_code"])
-                if cls is None:
-                    raise RuntimeError(f"{res['message']}\n{res.get('traceback', '')}")
-                raise cls(None, res["message"])
+                if "error" in res:
+                    raise res["error"]
+                raise _ERROR_OF_CODE[res["exit_code"]](None, res["message"])
             by_index[i] = res
     finally:
         results.close()  # on an early stop, cancels the work not yet started
@@ -239,20 +248,3 @@ def write_batch(out: Path, analysed: list[tuple[str, dict[str, Any]]], failures:
             "files": sorted(created),
         }, tmp / MANIFEST)
     return sorted(created)
-
-
-def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
-    """``nsysparse batch PATHS... --out DIR``: exit 0 when at least one trace was
-    analysed (each skipped one is a line on stderr and a row of failures.json)."""
-    if args.jobs is not None and args.jobs < 1:
-        raise errors.UsageError(None, "--jobs must be 1 or more")
-    paths = [str(p) for p in args.paths]
-    analysed, failures = run_batch(paths, settings, jobs=args.jobs, scheduler=args.scheduler, on_error=args.on_error)
-    write_batch(args.out, analysed, failures, paths, settings)
-    for f in failures:
-        print(f"{f['message']} (skipped)", file=sys.stderr)
-    sys.stdout.write(f"analysed {len(analysed)} of {len(paths)} traces"
-                     + (f", skipped {len(failures)} (see {FAILURES})" if failures else "") + f"; wrote {args.out}/\n")
-    if not analysed and failures:
-        return int(failures[0]["exit_code"])
-    return 0

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import NsysParseError, UsageError
-from .report import Settings, parse_link_peaks
+from .links import PEAK_KINDS
+from .report import Report, Settings
 
 FORMATS = ("text", "json", "markdown")
 
@@ -28,6 +29,24 @@ def example_trace() -> Path:
 
 def default_out(trace: Path) -> Path:
     return Path("nsysparse-out") / trace.stem
+
+
+def parse_link_peaks(items: list[str] | None) -> dict[str, float]:
+    """``["H2D=55", "disk=7"]`` -> ``{"H2D": 55.0, "disk": 7.0}``; bad items raise UsageError."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        kind, _, value = item.partition("=")
+        kind = kind.strip()
+        if kind not in PEAK_KINDS:
+            raise UsageError(None, f"--link-peak {item!r}: KIND must be one of {', '.join(PEAK_KINDS)}")
+        try:
+            gbps = float(value)
+        except ValueError:
+            raise UsageError(None, f"--link-peak {item!r}: GBPS must be a number (GB/s, 1e9 bytes per second)") from None
+        if not gbps > 0:
+            raise UsageError(None, f"--link-peak {item!r}: GBPS must be positive")
+        out[kind] = gbps
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--out", type=Path)
     _analysis_options(dif)
 
+    sho = sub.add_parser("show", help="print a report folder again, and redraw its charts, without the trace")
+    sho.add_argument("folder", type=Path, help="a folder written by `nsysparse report`")
+    sho.add_argument("--format", choices=FORMATS, default="text")
+    sho.add_argument("--charts", type=Path, metavar="DIR", help="also draw the charts into DIR")
+
     bat = sub.add_parser("batch", help="analyse many traces into one partitioned Parquet dataset")
     bat.add_argument("paths", nargs="+")
     bat.add_argument("--out", type=Path, required=True)
@@ -95,10 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_report(report: Report, fmt: str) -> None:
+    from .render import text
+
+    sys.stdout.write({"text": text.render_text, "json": text.render_json, "markdown": text.render_markdown}[fmt](report))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    """``nsysparse report TRACE``: analyse, write the folder, print the report."""
     from .inputs import resolve_trace
     from .render.files import write_report_folder
-    from .render.text import render_json, render_markdown, render_text
     from .report import build_report
     from .trace import open_trace
 
@@ -106,21 +136,87 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(None, "nsysparse report: give a TRACE or --example, not both or neither")
     path = example_trace() if args.example else Path(args.trace)
     settings = settings_from(args)
-    with resolve_trace(path) as sqlite_path:
-        trace = open_trace(sqlite_path)
+    with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
         report = build_report(trace, settings)
-        out = args.out or default_out(path)
-        charts = None
-        if not args.no_charts:
-            from .render.charts import write_charts
+    out = args.out or default_out(path)
+    charts = None
+    if not args.no_charts:
+        from .render.charts import write_charts
 
-            charts = write_charts
-        write_report_folder(report, out, charts=charts)
-    render = {"text": render_text, "json": render_json, "markdown": render_markdown}[args.format]
-    sys.stdout.write(render(report))
+        charts = write_charts
+    write_report_folder(report, out, charts=charts)
+    _print_report(report, args.format)
     if args.format == "text":
         sys.stdout.write(f"wrote {out}/\n")
     return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``nsysparse show DIR``: the report a folder holds, printed (and its charts
+    drawn into ``--charts``) exactly as ``report`` did, from the folder alone."""
+    from .render.files import atomic_dir, read_report_folder
+
+    report = read_report_folder(args.folder)
+    if args.charts is not None:
+        from .render.charts import write_charts
+
+        with atomic_dir(args.charts) as tmp:
+            write_charts(report, tmp)
+    _print_report(report, args.format)
+    return 0
+
+
+def _report_of(path: Path, settings: Settings) -> "Report":
+    """A trace analysed with ``settings``, or a report folder read back."""
+    from .inputs import resolve_trace
+    from .render.files import read_report_folder
+    from .report import build_report
+    from .trace import open_trace
+
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return read_report_folder(path)
+    with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
+        return build_report(trace, settings)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """``nsysparse diff A B``: print the comparison, write it (and its chart) to ``--out``.
+    A and B are traces or report folders."""
+    from .diff import diff_reports
+    from .render.diff import RENDERERS as DIFF_RENDERERS, write_diff_folder
+
+    settings = settings_from(args)
+    a, b = Path(args.a), Path(args.b)
+    d = diff_reports(_report_of(a, settings), _report_of(b, settings), given=(a, b))
+    out = args.out or Path("nsysparse-out") / f"{a.stem}-vs-{b.stem}"
+    write_diff_folder(d, out)
+    sys.stdout.write(DIFF_RENDERERS[args.format](d))
+    if args.format == "text":
+        sys.stdout.write(f"wrote {out}/\n")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``nsysparse batch PATHS... --out DIR``: exit 0 when at least one trace was
+    analysed (each skipped one is a line on stderr and a row of failures.json)."""
+    from .batch import FAILURES, run_batch, write_batch
+
+    settings = settings_from(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(None, "--jobs must be 1 or more")
+    paths = [str(p) for p in args.paths]
+    analysed, failures = run_batch(paths, settings, jobs=args.jobs, scheduler=args.scheduler, on_error=args.on_error)
+    for f in failures:
+        print(f"{f['message']} (skipped)", file=sys.stderr)
+    if not analysed and failures:
+        return int(failures[0]["exit_code"])  # nothing analysed: no folder either
+    write_batch(args.out, analysed, failures, paths, settings)
+    sys.stdout.write(f"analysed {len(analysed)} of {len(paths)} traces"
+                     + (f", skipped {len(failures)} (see {FAILURES})" if failures else "") + f"; wrote {args.out}/\n")
+    return 0
+
+
+COMMANDS = {"report": cmd_report, "show": cmd_show, "diff": cmd_diff, "batch": cmd_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,15 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "diff":
-            from .diff import cmd_diff
-
-            return cmd_diff(args, settings_from(args))
-        from .batch import cmd_batch
-
-        return cmd_batch(args, settings_from(args))
+        return COMMANDS[args.command](args)
     except NsysParseError as err:
         print(str(err), file=sys.stderr)
         return err.exit_code

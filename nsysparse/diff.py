@@ -31,8 +31,6 @@ Deliberate choices, each a consequence of resampling units:
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .links import copies_with_links, disk_reads
+from .metrics import METRICS, STEP_SUM_COLUMNS
 from .report import Report, Settings, jsonable
 from .steps import assign_to_steps
 
@@ -53,29 +51,9 @@ PERCENTILES = (2.5, 97.5)  # the two tails of CONFIDENCE
 MAX_CELLS = 4_000_000  # index-matrix cells held at once (32 MB of int64)
 CHANGED, NOISE, ONLY_A, ONLY_B = "changed", "within noise", "only in A", "only in B"
 
-# Per-step columns the summary metrics are ratios of (see ``_step_stat``).
-_STEP_COLS = ("dur_ns", "wait_ns", "sync_ns", "gpu_busy_kernel_ns", "gpu_busy_any_ns", "io_floor_ns",
-              "h2d_busy_ns", "h2d_overlap_ns")
-
-
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
-# Summary metric -> (unit, function of the resampled sums ``s`` (column -> array),
-# the resampled step durations in ms ``ms`` (resamples x steps) and the step count ``n``).
-METRICS: dict[str, tuple[str, Any]] = {
-    "step_ms_p50": ("ms", lambda s, ms, n: np.percentile(ms, 50, axis=-1)),
-    "step_ms_p95": ("ms", lambda s, ms, n: np.percentile(ms, 95, axis=-1)),
-    "step_ms_mean": ("ms", lambda s, ms, n: s["dur_ns"] / n / 1e6),
-    "bubble_ratio": ("ratio", lambda s, ms, n: _div(s["wait_ns"], s["dur_ns"])),
-    "gpu_idle_ratio": ("ratio", lambda s, ms, n: 1 - _div(s["gpu_busy_kernel_ns"], s["dur_ns"])),
-    "gpu_busy_any_ratio": ("ratio", lambda s, ms, n: _div(s["gpu_busy_any_ns"], s["dur_ns"])),
-    "sync_share": ("ratio", lambda s, ms, n: _div(s["sync_ns"], s["dur_ns"])),
-    "overlap_h2d_compute": ("ratio", lambda s, ms, n: _div(s["h2d_overlap_ns"], s["h2d_busy_ns"])),
-    "io_floor_share": ("ratio", lambda s, ms, n: _div(s["io_floor_ns"], s["dur_ns"])),
-}
 
 
 @dataclass
@@ -199,7 +177,7 @@ def busy_shares(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 class _Run:
     """What the bootstrap needs from one run."""
 
-    live: pd.DataFrame            # measured steps with _STEP_COLS
+    live: pd.DataFrame            # measured steps with STEP_SUM_COLUMNS
     range_sum: np.ndarray         # live steps x names: Σ CPU duration of instances starting in the step
     range_cnt: np.ndarray         # live steps x names: instance count
     range_names: list[str]
@@ -209,7 +187,6 @@ class _Run:
 
 
 def _run_data(report: Report) -> _Run:
-    trace, settings = report.trace, report.settings
     st = report.tables["steps"].reset_index(drop=True)
     live_mask = ~st["warmup"].to_numpy(dtype=bool)
     live = st[live_mask].reset_index(drop=True)
@@ -230,7 +207,7 @@ def _run_data(report: Report) -> _Run:
     range_cnt = np.bincount(flat, minlength=size).reshape(shape).astype(np.float64)
     mean_all = r.groupby("name")["dur_ns"].mean().to_dict() if len(r) else {}
 
-    copies = copies_with_links(trace, disk_reads(trace, settings.io_range))
+    copies = report.tables["copies"]
     share = np.zeros(len(copies))
     for _, rows in copies.groupby("link", sort=False).indices.items():  # one pass per link
         share[rows] = busy_shares(copies["start_ns"].to_numpy()[rows], copies["end_ns"].to_numpy()[rows])
@@ -247,15 +224,15 @@ def _run_data(report: Report) -> _Run:
 def _step_stat(run: _Run) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """Per resample of measured steps: every summary metric (``metric:<name>``)
     and every range name's mean CPU duration (``ranges``, resamples x names)."""
-    cols = np.column_stack([run.live[c].to_numpy(dtype=np.float64) for c in _STEP_COLS])
+    cols = np.column_stack([run.live[c].to_numpy(dtype=np.float64) for c in STEP_SUM_COLUMNS])
     dur_ms = run.live["dur_ns"].to_numpy(dtype=np.float64) / 1e6
     n = len(run.live)
 
     def stat(idx: np.ndarray) -> dict[str, np.ndarray]:
         w = draw_counts(idx, n)
-        sums = dict(zip(_STEP_COLS, (w @ cols).T))
+        sums = dict(zip(STEP_SUM_COLUMNS, (w @ cols).T))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = {f"metric:{name}": fn(sums, dur_ms[idx], n) for name, (_, fn) in METRICS.items()}
+            out = {f"metric:{name}": m.fn(sums, dur_ms[idx], n) for name, m in METRICS.items()}
             out["ranges"] = (w @ run.range_sum) / (w @ run.range_cnt)
         return out
 
@@ -266,7 +243,8 @@ def _metric_rows(report_a: Report, report_b: Report, A: _Run, B: _Run,
                  boot: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
     enough = len(A.live) >= 2 and len(B.live) >= 2
     rows = []
-    for name, (unit, _) in METRICS.items():
+    for name, m in METRICS.items():
+        unit = m.unit
         a, b = report_a.summary.get(name), report_b.summary.get(name)
         ci: tuple[float | None, float | None] = (None, None)
         if a is not None and b is not None and enough:
@@ -345,28 +323,3 @@ def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | 
         notes=notes,
         steps_a=report_a.tables["steps"], steps_b=report_b.tables["steps"],
     )
-
-
-# ---------------------------------------------------------------- command
-
-
-def default_out(a: Path, b: Path) -> Path:
-    return Path("nsysparse-out") / f"{a.stem}-vs-{b.stem}"
-
-
-def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
-    """``nsysparse diff A B``: print the comparison, write it (and its chart) to ``--out``."""
-    from .inputs import resolve_trace
-    from .render.diff import RENDERERS, write_diff_folder
-    from .report import build_report
-    from .trace import open_trace
-
-    a, b = Path(args.a), Path(args.b)
-    with resolve_trace(a) as sa, open_trace(sa) as ta, resolve_trace(b) as sb, open_trace(sb) as tb:
-        d = diff_reports(build_report(ta, settings), build_report(tb, settings), given=(a, b))
-    out = args.out or default_out(a, b)
-    write_diff_folder(d, out)
-    sys.stdout.write(RENDERERS[args.format](d))
-    if args.format == "text":
-        sys.stdout.write(f"wrote {out}/\n")
-    return 0

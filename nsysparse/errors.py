@@ -19,6 +19,10 @@ class NsysParseError(Exception):
         self.message = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
+    def __reduce__(self) -> tuple[type, tuple[str | None, str]]:
+        # raised in a batch worker process and raised again in the client
+        return (type(self), (self.path, self.message))
+
 
 class UsageError(NsysParseError):
     """Bad command-line usage (exit 2)."""

@@ -1,25 +1,33 @@
-"""GPU busy and idle time per step, over all devices together and per device."""
+"""GPU busy and idle time: per step over all devices together, per device, and
+per time bin for the busy-over-time chart.
+
+Every function takes plain tables (the loader's kernels, graph runs, memcpy,
+memset); the interval sets are built once by :func:`compute_intervals` and
+:func:`any_intervals` and handed to each analysis that needs them.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from . import intervals as iv
-from .trace import Trace
+
+OP_COLUMNS = ["start_ns", "end_ns", "device", "pid"]
+GPU_BINS = 200
+BUSY_BIN_COLUMNS = ["panel", "device", "bin", "start_ns", "end_ns", "kernel_share", "any_share"]
 
 
-def compute_intervals(trace: Trace) -> pd.DataFrame:
-    """Kernel and graph-run intervals (``start_ns``, ``end_ns``, ``device``): the
-    GPU computing. A graph-level graph run is compute: its kernels are not recorded."""
-    cols = ["start_ns", "end_ns", "device"]
-    return pd.concat([trace.kernels[cols], trace.graph_runs[cols]], ignore_index=True)
+def compute_intervals(kernels: pd.DataFrame, graph_runs: pd.DataFrame) -> pd.DataFrame:
+    """Kernel and graph-run intervals (``start_ns``, ``end_ns``, ``device``, ``pid``):
+    the GPU computing. A graph-level graph run is compute: its kernels are not recorded."""
+    return pd.concat([kernels[OP_COLUMNS], graph_runs[OP_COLUMNS]], ignore_index=True)
 
 
-def any_intervals(trace: Trace) -> pd.DataFrame:
+def any_intervals(compute: pd.DataFrame, memcpy: pd.DataFrame, memset: pd.DataFrame) -> pd.DataFrame:
     """Compute intervals plus memcpy and memset: the GPU doing anything."""
-    cols = ["start_ns", "end_ns", "device"]
-    return pd.concat([compute_intervals(trace), trace.memcpy[cols], trace.memset[cols]], ignore_index=True)
+    return pd.concat([compute[OP_COLUMNS], memcpy[OP_COLUMNS], memset[OP_COLUMNS]], ignore_index=True)
 
 
 def busy_in_windows(ops: pd.DataFrame, windows: pd.DataFrame) -> np.ndarray:
@@ -29,15 +37,19 @@ def busy_in_windows(ops: pd.DataFrame, windows: pd.DataFrame) -> np.ndarray:
     return iv.clipped_union_per_window(ops["start_ns"], ops["end_ns"], windows["start_ns"], windows["end_ns"])
 
 
-def step_devices(trace: Trace, steps: pd.DataFrame) -> pd.DataFrame:
+def devices_of(anyop: pd.DataFrame, gpus: pd.DataFrame) -> list[int]:
+    """Every device that ran an op or that the trace lists as a GPU."""
+    listed = gpus["device"].dropna().astype(int).tolist() if "device" in gpus else []
+    return sorted(set(anyop["device"].dropna().astype(int).tolist()) | set(listed))
+
+
+def step_devices(compute: pd.DataFrame, anyop: pd.DataFrame, gpus: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """Per step and device: ``gpu_busy_kernel_ns``, ``gpu_idle_ratio``, ``gpu_busy_any_ns``."""
-    comp, anyop = compute_intervals(trace), any_intervals(trace)
-    devices = sorted(set(anyop["device"].tolist()) | set(trace.gpus.get("device", pd.Series(dtype="int64")).dropna().astype(int).tolist()))
     rows = []
-    for d in devices:  # one pass per device
-        busy_k = busy_in_windows(comp[comp["device"] == d], steps)
+    dur = steps["dur_ns"].to_numpy()
+    for d in devices_of(anyop, gpus):  # one pass per device
+        busy_k = busy_in_windows(compute[compute["device"] == d], steps)
         busy_a = busy_in_windows(anyop[anyop["device"] == d], steps)
-        dur = steps["dur_ns"].to_numpy()
         rows.append(
             pd.DataFrame(
                 {
@@ -50,5 +62,68 @@ def step_devices(trace: Trace, steps: pd.DataFrame) -> pd.DataFrame:
             )
         )
     if not rows:
-        return pd.DataFrame({"step": [], "device": [], "gpu_busy_kernel_ns": [], "gpu_idle_ratio": [], "gpu_busy_any_ns": []})
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "device": pd.Series(dtype="int64"),
+                             "gpu_busy_kernel_ns": pd.Series(dtype="int64"), "gpu_idle_ratio": pd.Series(dtype="float64"),
+                             "gpu_busy_any_ns": pd.Series(dtype="int64")})
     return pd.concat(rows, ignore_index=True).sort_values(["step", "device"], ignore_index=True)
+
+
+def bin_edges(lo: int, hi: int, bins: int = GPU_BINS) -> npt.NDArray[np.int64]:
+    """``bins`` + 1 increasing int64 edges from ``lo`` to ``hi`` (fewer bins when the
+    span has fewer nanoseconds than ``bins``)."""
+    n = max(1, min(int(bins), int(hi - lo)))
+    edges = np.unique(np.round(np.linspace(lo, hi, n + 1)).astype(np.int64))
+    return edges if edges.size >= 2 else np.array([lo, lo + 1], dtype=np.int64)
+
+
+def busy_fraction(starts: npt.ArrayLike, ends: npt.ArrayLike, edges: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Per bin ``[edges[i], edges[i+1])``: the fraction of it covered by the union
+    of the intervals ``[starts, ends)``, in [0, 1]. Overlapping intervals count once.
+    Vectorised: the union is built once and its cumulative coverage is read at the
+    edges (:func:`nsysparse.intervals.covered_before`)."""
+    e = np.asarray(edges, dtype=np.int64)
+    us, ue = iv.union(starts, ends)
+    covered = np.diff(iv.covered_before(us, ue, e)).astype(np.float64)
+    width = np.diff(e).astype(np.float64)
+    return np.clip(np.divide(covered, width, out=np.zeros_like(covered), where=width > 0), 0.0, 1.0)
+
+
+def busy_panels(anyop: pd.DataFrame, steps: pd.DataFrame) -> list[tuple[str, int, int]]:
+    """The spans the busy-over-time chart shows: ``("run", first, last GPU op)``
+    and, when the non-warm-up steps fill less than 80% of it, ``("steps", first
+    non-warm-up step start, last one's end)``."""
+    if anyop.empty:
+        return []
+    lo, hi = int(anyop["start_ns"].min()), int(anyop["end_ns"].max())
+    panels = [("run", lo, hi)]
+    live = steps[~steps["warmup"].astype(bool)]
+    if len(live):
+        zlo, zhi = int(live["start_ns"].min()), int(live["end_ns"].max())
+        if zhi > zlo and (zhi - zlo) < 0.8 * (hi - lo):
+            panels.append(("steps", zlo, zhi))
+    return panels
+
+
+def gpu_busy_bins(compute: pd.DataFrame, anyop: pd.DataFrame, steps: pd.DataFrame, bins: int = GPU_BINS) -> pd.DataFrame:
+    """Per panel (:func:`busy_panels`), device and time bin: ``start_ns``/``end_ns``
+    of the bin, ``kernel_share`` (fraction of the bin with a kernel or graph run
+    on that device) and ``any_share`` (with any GPU op), from :func:`busy_fraction`."""
+    devices = sorted(int(d) for d in pd.unique(anyop["device"].dropna())) if len(anyop) else []
+    parts = []
+    for panel, lo, hi in busy_panels(anyop, steps):
+        edges = bin_edges(lo, hi, bins)
+        for dev in devices:  # one pass per panel and device
+            c = compute[compute["device"] == dev]
+            a = anyop[anyop["device"] == dev]
+            parts.append(pd.DataFrame({
+                "panel": panel, "device": dev, "bin": np.arange(edges.size - 1, dtype=np.int64),
+                "start_ns": edges[:-1], "end_ns": edges[1:],
+                "kernel_share": busy_fraction(c["start_ns"], c["end_ns"], edges),
+                "any_share": busy_fraction(a["start_ns"], a["end_ns"], edges),
+            }))
+    if not parts:
+        return pd.DataFrame({"panel": pd.Series(dtype=object), "device": pd.Series(dtype="int64"),
+                             "bin": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
+                             "end_ns": pd.Series(dtype="int64"), "kernel_share": pd.Series(dtype="float64"),
+                             "any_share": pd.Series(dtype="float64")})
+    return pd.concat(parts, ignore_index=True)[BUSY_BIN_COLUMNS]

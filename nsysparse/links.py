@@ -14,7 +14,6 @@ import pandas as pd
 
 from . import intervals as iv
 from . import schema as S
-from .trace import Trace
 
 LINK_COLUMNS = [
     "link", "copy_kind", "src_kind", "dst_kind", "src_device", "dst_device", "count", "bytes",
@@ -40,10 +39,10 @@ def peak_kind(copy_kind: str) -> str | None:
     return S.LINK_KIND_OF_COPY.get(copy_kind)
 
 
-def default_peaks(trace: Trace) -> dict[str, float]:
+def default_peaks(gpus: pd.DataFrame) -> dict[str, float]:
     """H2D and D2H peak GB/s from the GPUs' compute capability: 64 for 9.x and
     later (PCIe Gen5 x16), 32 before (Gen4 x16). D2D, P2P and disk: none."""
-    g = trace.gpus
+    g = gpus
     if g.empty or "compute_major" not in g or g["compute_major"].isna().all():
         return {}
     major = int(g["compute_major"].max())
@@ -52,20 +51,40 @@ def default_peaks(trace: Trace) -> dict[str, float]:
 
 
 def with_link_labels(memcpy: pd.DataFrame) -> pd.Series:
-    """The link label of each copy (vectorised over distinct links)."""
+    """The link label of each copy: one label built per distinct link, then
+    gathered by group code (no Python work per row)."""
     if memcpy.empty:
         return pd.Series([], dtype=object)
-    keys = memcpy[LINK_KEYS].astype(object).where(memcpy[LINK_KEYS].notna(), None)
-    uniq = keys.drop_duplicates()
-    labels = {tuple(k): link_label(*k) for k in uniq.itertuples(index=False, name=None)}
-    return pd.Series([labels[k] for k in keys.itertuples(index=False, name=None)], index=memcpy.index, dtype=object)
+    codes = memcpy.groupby(LINK_KEYS, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    _, first = np.unique(codes, return_index=True)  # codes are 0..k-1: the first row of each
+    keys = memcpy[LINK_KEYS].iloc[first].astype(object)
+    labels = np.array([link_label(*k) for k in keys.itertuples(index=False, name=None)], dtype=object)
+    return pd.Series(labels[codes], index=memcpy.index, dtype=object)
 
 
-def disk_reads(trace: Trace, io_range: str) -> pd.DataFrame:
+def copy_category(copy_kind: pd.Series, src_kind: pd.Series) -> np.ndarray:
+    """The class of each copy, as the charts colour it and the breakdown names it:
+    ``H2D pinned``, ``H2D pageable``, ``D2H``, ``D2D``, ``P2P`` or ``other copy``
+    (host-to-host, arrays, unknown kinds)."""
+    ck = copy_kind.astype(object).to_numpy()
+    sk = src_kind.astype(object).to_numpy()
+    out = np.full(len(ck), "other copy", dtype=object)
+    out[ck == S.H2D] = "H2D pageable"
+    out[(ck == S.H2D) & (sk == "Pinned")] = "H2D pinned"
+    for kind in (S.D2H, S.D2D, S.P2P):
+        out[ck == kind] = S.LINK_KIND_OF_COPY[kind]
+    return out
+
+
+DISK_LINK = link_label(S.DISK_TO_HOST, "Disk", "Host", None, None)
+COPY_COLUMNS = ["start_ns", "end_ns", "dur_ns", "bytes", "pid", "tid", "device", "stream", "copy_kind", "src_kind",
+                "dst_kind", "src_device", "dst_device", "link", "category", "gbps"]
+
+
+def disk_reads(ranges: pd.DataFrame, io_range: str) -> pd.DataFrame:
     """NVTX I/O ranges named ``io_range`` that carry a byte payload:
     ``start_ns``, ``end_ns``, ``dur_ns``, ``pid``, ``tid``, ``bytes``."""
-    r = trace.nvtx_ranges
-    io = r[(r["text"] == io_range) & r["payload"].notna()]
+    io = ranges[(ranges["text"] == io_range) & ranges["payload"].notna()]
     return pd.DataFrame(
         {
             "start_ns": io["start_ns"].to_numpy(),
@@ -76,6 +95,56 @@ def disk_reads(trace: Trace, io_range: str) -> pd.DataFrame:
             "bytes": io["payload"].to_numpy().astype(np.int64),
         }
     )
+
+
+def copies_table(memcpy: pd.DataFrame, io: pd.DataFrame) -> pd.DataFrame:
+    """Every transfer, memcpy rows then disk reads, in one table (COPY_COLUMNS):
+    times and ``bytes``; ``pid``; ``tid`` (the launching thread of a copy, the
+    reading thread of a disk read); ``device``/``stream`` (null for disk reads);
+    the link keys and ``link`` label (links.parquet's); ``category`` (the copy's
+    class, :func:`copy_category`, or ``disk``); ``gbps`` (bytes / duration, 1e9
+    B/s; null for a zero-length transfer). Built once per report: links, steps,
+    layers, charts and diff all read it."""
+    m = pd.DataFrame({
+        "start_ns": memcpy["start_ns"].to_numpy(dtype=np.int64),
+        "end_ns": memcpy["end_ns"].to_numpy(dtype=np.int64),
+        "dur_ns": memcpy["dur_ns"].to_numpy(dtype=np.int64),
+        "bytes": memcpy["bytes"].to_numpy(dtype=np.int64),
+        "pid": memcpy["pid"].to_numpy(dtype=np.int64),
+        "tid": pd.array(memcpy["launch_tid"], dtype="Int64"),
+        "device": pd.array(memcpy["device"], dtype="Int64"),
+        "stream": pd.array(memcpy["stream"], dtype="Int64"),
+        "copy_kind": memcpy["copy_kind"].astype(object).to_numpy(),
+        "src_kind": memcpy["src_kind"].astype(object).to_numpy(),
+        "dst_kind": memcpy["dst_kind"].astype(object).to_numpy(),
+        "src_device": pd.array(memcpy["src_device"], dtype="Int64"),
+        "dst_device": pd.array(memcpy["dst_device"], dtype="Int64"),
+        "link": with_link_labels(memcpy).to_numpy(dtype=object),
+        "category": copy_category(memcpy["copy_kind"], memcpy["src_kind"]),
+    })
+    n = len(io)
+    d = pd.DataFrame({
+        "start_ns": io["start_ns"].to_numpy(dtype=np.int64),
+        "end_ns": io["end_ns"].to_numpy(dtype=np.int64),
+        "dur_ns": io["dur_ns"].to_numpy(dtype=np.int64),
+        "bytes": io["bytes"].to_numpy(dtype=np.int64),
+        "pid": io["pid"].to_numpy(dtype=np.int64),
+        "tid": pd.array(io["tid"], dtype="Int64"),
+        "device": pd.array([pd.NA] * n, dtype="Int64"),
+        "stream": pd.array([pd.NA] * n, dtype="Int64"),
+        "copy_kind": np.full(n, S.DISK_TO_HOST, dtype=object),
+        "src_kind": np.full(n, "Disk", dtype=object),
+        "dst_kind": np.full(n, "Host", dtype=object),
+        "src_device": pd.array([pd.NA] * n, dtype="Int64"),
+        "dst_device": pd.array([pd.NA] * n, dtype="Int64"),
+        "link": np.full(n, DISK_LINK, dtype=object),
+        "category": np.full(n, "disk", dtype=object),
+    })
+    out = pd.concat([m, d], ignore_index=True) if n else m
+    dur = out["dur_ns"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["gbps"] = np.where(dur > 0, out["bytes"].to_numpy(dtype=np.float64) / dur, np.nan)  # bytes/ns == GB/s
+    return out[COPY_COLUMNS]
 
 
 def _stats(df: pd.DataFrame) -> dict[str, float]:
@@ -95,26 +164,18 @@ def _stats(df: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def link_bandwidth(trace: Trace, io: pd.DataFrame, peaks: dict[str, float]) -> pd.DataFrame:
-    """One row per link over the whole trace (LINK_COLUMNS). ``gbps_*`` in 1e9 B/s:
-    ``gbps_effective`` = bytes / busy_ns; per-copy GB/s = bytes / duration at
-    p50/p95/max (numpy linear percentiles); ``utilisation`` = effective / peak
-    (null without a peak). The disk row has ``copy_kind`` "Disk-to-Host"."""
-    m = trace.memcpy
+def link_bandwidth(copies: pd.DataFrame, peaks: dict[str, float]) -> pd.DataFrame:
+    """One row per link over the whole trace (LINK_COLUMNS), from
+    :func:`copies_table`. ``gbps_*`` in 1e9 B/s: ``gbps_effective`` = bytes /
+    busy_ns; per-copy GB/s = bytes / duration at p50/p95/max (numpy linear
+    percentiles); ``utilisation`` = effective / peak (null without a peak). The
+    disk row has ``copy_kind`` "Disk-to-Host" and comes last."""
     rows = []
-    if not m.empty:
-        m = m.assign(link=with_link_labels(m))
-        for label, df in m.groupby("link", sort=True):  # one pass per link
+    disk = copies["copy_kind"].to_numpy(dtype=object) == S.DISK_TO_HOST
+    for part in (copies[~disk], copies[disk]):  # copies by label, then the disk row
+        for label, df in part.groupby("link", sort=True):  # one pass per link
             first = df.iloc[0]
             rows.append({"link": label, **{k: first[k] for k in LINK_KEYS}, **_stats(df)})
-    if not io.empty:
-        rows.append(
-            {
-                "link": link_label(S.DISK_TO_HOST, "Disk", "Host", None, None),
-                "copy_kind": S.DISK_TO_HOST, "src_kind": "Disk", "dst_kind": "Host",
-                "src_device": pd.NA, "dst_device": pd.NA, **_stats(io),
-            }
-        )
     out = pd.DataFrame(rows, columns=[c for c in LINK_COLUMNS if c not in ("peak_gbps", "utilisation")])
     out["src_device"] = out["src_device"].astype("Int64")
     out["dst_device"] = out["dst_device"].astype("Int64")
@@ -123,21 +184,6 @@ def link_bandwidth(trace: Trace, io: pd.DataFrame, peaks: dict[str, float]) -> p
     for c in ("count", "bytes", "sum_dur_ns", "busy_ns"):
         out[c] = out[c].astype("int64")
     return out[LINK_COLUMNS]
-
-
-def copies_with_links(trace: Trace, io: pd.DataFrame) -> pd.DataFrame:
-    """Every transfer (memcpy rows and disk reads) with ``link``, ``copy_kind``,
-    ``start_ns``, ``end_ns``, ``bytes``, ``pid``."""
-    m = trace.memcpy
-    parts = []
-    if not m.empty:
-        parts.append(m[["start_ns", "end_ns", "bytes", "pid", "copy_kind"]].assign(link=with_link_labels(m)))
-    if not io.empty:
-        parts.append(io[["start_ns", "end_ns", "bytes", "pid"]].assign(
-            copy_kind=S.DISK_TO_HOST, link=link_label(S.DISK_TO_HOST, "Disk", "Host", None, None)))
-    if not parts:
-        return pd.DataFrame({"start_ns": [], "end_ns": [], "bytes": [], "pid": [], "copy_kind": [], "link": []})
-    return pd.concat(parts, ignore_index=True)
 
 
 def step_links(copies: pd.DataFrame, step_of: np.ndarray, links: pd.DataFrame) -> pd.DataFrame:

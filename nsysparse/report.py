@@ -19,19 +19,18 @@ from . import __version__
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
-from .gpu import any_intervals, busy_in_windows, compute_intervals, step_devices
+from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices
 from .layers import layer_table, layer_windows
-from .links import PEAK_KINDS, copies_with_links, default_peaks, disk_reads, link_bandwidth, step_links
-from .overlap import h2d_overlap, step_h2d_overlap
+from .links import copies_table, default_peaks, disk_reads, link_bandwidth, step_links
+from .metrics import evaluate
+from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
-from .steps import assign_to_steps, find_steps, whole_span_step
-from .sync import step_sync_ns, sync_calls, sync_table
+from .steps import assign_to_steps, find_steps, step_table, whole_span_step, with_step_bytes
+from .sync import sync_calls, sync_table
 from .targets import top_targets
 from .trace import Trace
-from .waits import step_wait_ns, wait_ranges
-
-STEP_BYTES = {"H2D": "bytes_h2d", "D2H": "bytes_d2h", "D2D": "bytes_d2d", "P2P": "bytes_p2p", "disk": "bytes_disk"}
+from .waits import wait_ranges
 
 
 @dataclass(frozen=True)
@@ -53,34 +52,23 @@ class Settings:
         return d
 
 
-def parse_link_peaks(items: list[str] | None) -> dict[str, float]:
-    """``["H2D=55", "disk=7"]`` -> ``{"H2D": 55.0, "disk": 7.0}``; bad items raise UsageError."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        kind, _, value = item.partition("=")
-        kind = kind.strip()
-        if kind not in PEAK_KINDS:
-            raise UsageError(None, f"--link-peak {item!r}: KIND must be one of {', '.join(PEAK_KINDS)}")
-        try:
-            gbps = float(value)
-        except ValueError:
-            raise UsageError(None, f"--link-peak {item!r}: GBPS must be a number (GB/s, 1e9 bytes per second)") from None
-        if not gbps > 0:
-            raise UsageError(None, f"--link-peak {item!r}: GBPS must be positive")
-        out[kind] = gbps
-    return out
+# Tables a report holds besides those CONTRACT.md lists: what its renderers draw.
+# They are written to the report folder too, so that ``nsysparse show DIR``
+# renders the same report from the folder alone.
+RENDER_TABLES = ("copies", "sync_calls", "gpus", "threads", "gpu_busy")
 
 
 @dataclass
 class Report:
-    """Everything ``nsysparse report`` computes for one trace."""
+    """Everything ``nsysparse report`` computes for one trace: ``tables`` holds
+    every table its outputs need (CONTRACT.md's and RENDER_TABLES), ``summary``
+    the JSON summary; renderers read these and nothing else (no trace)."""
 
     input: dict[str, Any]
     settings: Settings
     tables: dict[str, pd.DataFrame]
     summary: dict[str, Any]
     notes: list[str]
-    trace: Trace = field(repr=False)
 
 
 def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
@@ -98,16 +86,18 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     projection_job = pool.submit(nvtx_projection, trace)
     pool.shutdown(wait=False)
 
-    steps = find_steps(trace, settings.step, settings.warmup)
+    steps = find_steps(ranges, settings.step, settings.warmup)
     if steps.empty:
         if "step" in settings.given:
             raise NothingToAnalyse(path, f"--step {settings.step!r} matches no NVTX range; {_names_hint(ranges)}")
-        steps = whole_span_step(trace)
-        notes.append(f"no {settings.step!r} range: the whole profiled span is one step")
+        steps = whole_span_step(trace.activity_span, trace.api_calls)
+        notes.append(f"no {settings.step!r} range: the whole profiled span is one step, "
+                     f"on thread {int(steps['tid'].iloc[0])} of process {int(steps['pid'].iloc[0])} "
+                     "(the one that makes the most CUDA calls)")
     if settings.warmup is not None and settings.warmup >= len(steps) > 0:
         notes.append(f"--warmup {settings.warmup} leaves no step to aggregate")
 
-    waits = wait_ranges(trace, settings.wait, exclude_text=settings.step)
+    waits = wait_ranges(ranges, settings.wait, exclude_text=settings.step)
     if waits.empty:
         if "wait" in settings.given:
             raise NothingToAnalyse(path, f"--wait {settings.wait!r} matches no NVTX range; {_names_hint(ranges)}")
@@ -115,46 +105,29 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     layers_w = layer_windows(ranges, settings.layer, steps)
     if "layer" in settings.given and not (ranges["text"] == settings.layer).any():
         raise NothingToAnalyse(path, f"--layer {settings.layer!r} matches no NVTX range; {_names_hint(ranges)}")
-    io = disk_reads(trace, settings.io_range)
+    io = disk_reads(ranges, settings.io_range)
     if "io_range" in settings.given and not (ranges["text"] == settings.io_range).any():
         raise NothingToAnalyse(path, f"--io-range {settings.io_range!r} matches no NVTX range; {_names_hint(ranges)}")
 
-    peaks = {**default_peaks(trace), **settings.link_peaks}
-    syncs = sync_calls(trace)
-    compute = compute_intervals(trace)
-    anyop = any_intervals(trace)
+    # the shared inputs of the analyses, each built once
+    peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
+    syncs = sync_calls(trace.api_calls)
+    compute = compute_intervals(trace.kernels, trace.graph_runs)
+    anyop = any_intervals(compute, trace.memcpy, trace.memset)
+    h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
+    copies = copies_table(trace.memcpy, io)
 
-    # ---- per step ----
-    st = steps.copy()
-    dur = st["dur_ns"].to_numpy()
-    safe = np.maximum(dur, 1)
-    st["wait_ns"] = step_wait_ns(waits, st)
-    st["bubble_ratio"] = np.where(dur > 0, st["wait_ns"] / safe, 0.0)
-    st["gpu_busy_kernel_ns"] = busy_in_windows(compute, st)
-    st["gpu_idle_ratio"] = np.where(dur > 0, 1 - st["gpu_busy_kernel_ns"] / safe, 1.0)
-    st["gpu_busy_any_ns"] = busy_in_windows(anyop, st)
-    st["sync_ns"] = step_sync_ns(syncs, st)
-    st["sync_share"] = np.where(dur > 0, st["sync_ns"] / safe, 0.0)
-    st["sync_outside_wait_ns"] = _host_stalled_ns(waits, syncs, st) - st["wait_ns"].to_numpy()
-    st["h2d_busy_ns"], st["h2d_overlap_ns"] = step_h2d_overlap(trace, st)
-
-    copies = copies_with_links(trace, io)
+    st = step_table(steps, waits, syncs, compute, anyop, h2d)
     step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
-    links = link_bandwidth(trace, io, peaks)
+    links = link_bandwidth(copies, peaks)
     sl = step_links(copies, step_of, links)
-    kinds = copies["copy_kind"].map(lambda k: S.LINK_KIND_OF_COPY.get(k, "disk" if k == S.DISK_TO_HOST else None))
-    for kind, col in STEP_BYTES.items():
-        sel = (kinds == kind).to_numpy() & (step_of >= 0)
-        st[col] = np.bincount(step_of[sel], weights=copies["bytes"].to_numpy()[sel], minlength=len(st)).astype(np.int64)
-    floor = sl.groupby("step")["floor_ns"].max() if not sl.empty else pd.Series(dtype="float64")
-    # a copy that runs past its step's end can ask for more than the step holds:
-    # the step is then wholly I/O-bound, and its floor is capped at its duration
-    st["io_floor_ns"] = np.minimum(floor.reindex(st["step"]).fillna(0.0).to_numpy(), st["dur_ns"].to_numpy())
+    st = with_step_bytes(st, copies, step_of, sl)
 
     live = st[~st["warmup"]]
     idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
-    overlap = h2d_overlap(trace, live if not live.empty else st)
-    layers = layer_table(layers_w, live, waits, syncs, compute, copies[copies["copy_kind"] == S.H2D], io)
+    overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
+    is_h2d = copies["copy_kind"].to_numpy(dtype=object) == S.H2D
+    layers = layer_table(layers_w, live, waits, syncs, compute, copies[is_h2d], io)
     projection = projection_job.result()
     first, last = trace.activity_span
     span_ns = last - first if first is not None and last is not None else 0
@@ -170,21 +143,19 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         "projection": projection,
         "steps": st,
         "step_links": sl,
-        "step_devices": step_devices(trace, st),
+        "step_devices": step_devices(compute, anyop, trace.gpus, st),
         "layers": layers,
         "links": links,
         "sync": sync_table(syncs, st, span_ns),
         "ranges": range_table(ranges, projection),
+        "copies": copies,
+        "sync_calls": syncs,
+        "gpus": trace.gpus,
+        "threads": trace.threads,
+        "gpu_busy": gpu_busy_bins(compute, anyop, st),
     }
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
-    return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes, trace=trace)
-
-
-def _host_stalled_ns(waits: pd.DataFrame, syncs: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
-    """Per step: |waits ∪ sync calls| on the step's thread, clipped to the step."""
-    cols = ["start_ns", "end_ns", "pid", "tid"]
-    both = pd.concat([waits[cols], syncs[cols]], ignore_index=True).astype("int64")
-    return iv.clipped_union_by_thread(both, steps.reset_index(drop=True))
+    return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes)
 
 
 def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
@@ -208,24 +179,13 @@ def _summary(
     trace: Trace, settings: Settings, st: pd.DataFrame, live: pd.DataFrame, links: pd.DataFrame,
     sl: pd.DataFrame, overlap: pd.DataFrame, idle_other: np.ndarray, notes: list[str],
 ) -> dict[str, Any]:
-    total = float(live["dur_ns"].sum())
-    step_ms = live["dur_ns"].to_numpy() / 1e6
-    h2d_busy = float(overlap["h2d_busy_ns"].sum()) if len(overlap) else 0.0
     return {
         "tool": "nsysparse",
         "tool_version": __version__,
         "steps": int(len(st)),
         "warmup": int(st["warmup"].sum()),
-        "step_ms_p50": float(np.percentile(step_ms, 50)) if step_ms.size else None,
-        "step_ms_p95": float(np.percentile(step_ms, 95)) if step_ms.size else None,
-        "step_ms_mean": float(step_ms.mean()) if step_ms.size else None,
-        "bubble_ratio": _ratio(live["wait_ns"].sum(), total),
-        "gpu_idle_ratio": None if total <= 0 else float(1 - live["gpu_busy_kernel_ns"].sum() / total),
-        "gpu_busy_any_ratio": _ratio(live["gpu_busy_any_ns"].sum(), total),
-        "sync_share": _ratio(live["sync_ns"].sum(), total),
-        "overlap_h2d_compute": _ratio(overlap["overlap_ns"].sum(), h2d_busy) if len(overlap) else None,
+        **evaluate(live),
         "overlap_by_device": records(overlap),
-        "io_floor_share": _ratio(live["io_floor_ns"].sum(), total),
         "links": records(links),
         "targets": top_targets(live, idle_other, sl, links),
         "input": trace.identity(),

@@ -3,8 +3,13 @@
 A step is one instance of the step range, matched on its text without the
 domain; only the outermost instance on its thread counts (a same-named range
 nested in another is not a second step). With no step range at all, the whole
-profiled span (first to last GPU op or CUDA API call) is one step on the main
-thread (tid = pid) of the process with the most CUDA API calls.
+profiled span (first to last GPU op or CUDA API call) is one step of the
+process with the most CUDA API calls, on the thread of that process that makes
+the most of them (the main thread when it makes none: a program may drive CUDA
+from a worker thread, and on Windows no thread id equals the pid).
+
+:func:`step_table` adds every per-step figure to the steps: each is computed
+here once, and the summary, the charts and ``diff`` read these columns.
 """
 
 from __future__ import annotations
@@ -12,20 +17,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .trace import Trace
+from . import intervals as iv
+from . import schema as S
+from .gpu import busy_in_windows
+from .overlap import step_h2d_overlap
 
 STEP_COLUMNS = ["step", "warmup", "pid", "tid", "start_ns", "end_ns", "dur_ns", "range_id"]
 
 
-def find_steps(trace: Trace, step_name: str, warmup: int | None = None) -> pd.DataFrame:
+def find_steps(ranges: pd.DataFrame, step_name: str, warmup: int | None = None) -> pd.DataFrame:
     """Steps in time order: ``step`` (0-based), ``warmup`` (bool), ``pid``, ``tid``,
     ``start_ns``, ``end_ns``, ``dur_ns``, ``range_id`` (null for a whole-span step).
 
     ``warmup`` None means the default: 1 when there are 3 or more steps, else 0.
     An empty frame means no range matched ``step_name``.
     """
-    r = trace.nvtx_ranges
-    cand = r[r["text"] == step_name]
+    cand = ranges[ranges["text"] == step_name]
     if cand.empty:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in STEP_COLUMNS}).astype(
             {"warmup": bool, "range_id": "Int64"}
@@ -49,17 +56,17 @@ def find_steps(trace: Trace, step_name: str, warmup: int | None = None) -> pd.Da
     return _mark_warmup(out, warmup)
 
 
-def whole_span_step(trace: Trace) -> pd.DataFrame:
-    """The whole profiled span as one step, on the busiest process's main thread."""
-    span = trace.activity_span
-    api = trace.api_calls
-    pid = int(api["pid"].value_counts().idxmax()) if not api.empty else 0
+def whole_span_step(span: tuple[int | None, int | None], api_calls: pd.DataFrame) -> pd.DataFrame:
+    """The whole profiled span ``span`` (first, last activity) as one step of the
+    process with the most CUDA API calls, on its thread with the most calls (its
+    main thread, tid = pid, when there are none)."""
+    pid, tid = cuda_thread(api_calls)
     lo, hi = (span[0], span[1]) if span[0] is not None and span[1] is not None else (0, 0)
     out = pd.DataFrame(
         {
             "step": [0],
             "pid": [pid],
-            "tid": [pid],
+            "tid": [tid],
             "start_ns": [int(lo)],
             "end_ns": [int(hi)],
             "dur_ns": [int(hi) - int(lo)],
@@ -67,6 +74,16 @@ def whole_span_step(trace: Trace) -> pd.DataFrame:
         }
     )
     return _mark_warmup(out, 0)
+
+
+def cuda_thread(api_calls: pd.DataFrame) -> tuple[int, int]:
+    """``(pid, tid)`` of the thread that makes the CUDA calls: the process with
+    the most calls, and its thread with the most; ``(pid, pid)`` without calls."""
+    if api_calls.empty:
+        return 0, 0
+    pid = int(api_calls["pid"].value_counts().idxmax())
+    tids = api_calls.loc[api_calls["pid"] == pid, "tid"].value_counts()
+    return pid, int(tids.idxmax()) if len(tids) else pid
 
 
 def _mark_warmup(steps: pd.DataFrame, warmup: int | None) -> pd.DataFrame:
@@ -101,3 +118,58 @@ def assign_to_steps(steps: pd.DataFrame, t_ns: np.ndarray, pid: np.ndarray) -> n
         inside = (i >= 0) & (t_ns[sel] < e[ic])
         out[np.flatnonzero(sel)] = np.where(inside, k[ic], -1)
     return out
+
+
+def step_table(
+    steps: pd.DataFrame,
+    waits: pd.DataFrame,
+    syncs: pd.DataFrame,
+    compute: pd.DataFrame,
+    anyop: pd.DataFrame,
+    h2d: pd.DataFrame,
+) -> pd.DataFrame:
+    """``steps`` with the time figures of each step (ns unless a ratio):
+    ``wait_ns`` (union of wait ranges on the step's thread), ``bubble_ratio``,
+    ``gpu_busy_kernel_ns`` (union of kernels and graph runs, all devices),
+    ``gpu_idle_ratio``, ``gpu_busy_any_ns`` (any GPU op), ``sync_ns`` (union of
+    synchronising calls on the step's thread), ``sync_share``,
+    ``sync_outside_wait_ns`` (sync calls outside the wait ranges),
+    ``h2d_busy_ns``/``h2d_overlap_ns`` (the terms of the H2D/compute overlap).
+    Ratios of a zero-length step are 0 (idle: 1)."""
+    st = steps.copy()
+    dur = st["dur_ns"].to_numpy()
+    safe = np.maximum(dur, 1)
+    st["wait_ns"] = iv.clipped_union_by_thread(waits, st)
+    st["bubble_ratio"] = np.where(dur > 0, st["wait_ns"] / safe, 0.0)
+    st["gpu_busy_kernel_ns"] = busy_in_windows(compute, st)
+    st["gpu_idle_ratio"] = np.where(dur > 0, 1 - st["gpu_busy_kernel_ns"] / safe, 1.0)
+    st["gpu_busy_any_ns"] = busy_in_windows(anyop, st)
+    st["sync_ns"] = iv.clipped_union_by_thread(syncs, st)
+    st["sync_share"] = np.where(dur > 0, st["sync_ns"] / safe, 0.0)
+    cols = ["start_ns", "end_ns", "pid", "tid"]
+    stalled = pd.concat([waits[cols], syncs[cols]], ignore_index=True).astype("int64")
+    st["sync_outside_wait_ns"] = iv.clipped_union_by_thread(stalled, st.reset_index(drop=True)) - st["wait_ns"].to_numpy()
+    st["h2d_busy_ns"], st["h2d_overlap_ns"] = step_h2d_overlap(h2d, compute, st)
+    return st
+
+
+STEP_BYTES = {"H2D": "bytes_h2d", "D2H": "bytes_d2h", "D2D": "bytes_d2d", "P2P": "bytes_p2p", "disk": "bytes_disk"}
+
+
+def with_step_bytes(st: pd.DataFrame, copies: pd.DataFrame, step_of: np.ndarray, step_links: pd.DataFrame) -> pd.DataFrame:
+    """``st`` with the bytes each step moved per link kind (``bytes_h2d``,
+    ``bytes_d2h``, ``bytes_d2d``, ``bytes_p2p``, ``bytes_disk``; a transfer belongs
+    to the step holding its start, ``step_of``) and ``io_floor_ns``: the largest of
+    the step's per-link floors (``step_links.floor_ns``), capped at the step's
+    duration (a copy that runs past its step's end can ask for more than the step
+    holds: the step is then wholly I/O-bound)."""
+    st = st.copy()
+    kind_of = {**S.LINK_KIND_OF_COPY, S.DISK_TO_HOST: "disk"}
+    kinds = copies["copy_kind"].astype(object).map(kind_of).to_numpy(dtype=object)
+    nbytes = copies["bytes"].to_numpy(dtype=np.float64)
+    for kind, col in STEP_BYTES.items():
+        sel = (kinds == kind) & (step_of >= 0)
+        st[col] = np.bincount(step_of[sel], weights=nbytes[sel], minlength=len(st)).astype(np.int64)
+    floor = step_links.groupby("step")["floor_ns"].max() if not step_links.empty else pd.Series(dtype="float64")
+    st["io_floor_ns"] = np.minimum(floor.reindex(st["step"]).fillna(0.0).to_numpy(), st["dur_ns"].to_numpy())
+    return st

@@ -7,17 +7,20 @@ import pandas as pd
 
 from . import intervals as iv
 from . import schema as S
-from .trace import Trace
 
 SYNC_TABLE_COLUMNS = ["base_name", "pid", "tid", "calls", "total_ns", "union_ns", "share"]
 
 
-def sync_calls(trace: Trace) -> pd.DataFrame:
+SYNC_CALL_COLUMNS = ["pid", "tid", "start_ns", "end_ns", "dur_ns", "base_name"]
+
+
+def sync_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
     """API calls that block the host: ``cuda*Synchronize``/``cu*Synchronize`` and the
     blocking copies and fills (``cudaMemcpy``, ``cudaMemset`` and their 2D/3D/Symbol
-    forms without ``Async``), matched by base name."""
-    api = trace.api_calls
-    return api[api["base_name"].astype(object).isin(S.SYNC_CALLS)]
+    forms without ``Async``), matched by base name: ``pid``, ``tid``, ``start_ns``,
+    ``end_ns``, ``dur_ns``, ``base_name``."""
+    api = api_calls
+    return api.loc[api["base_name"].astype(object).isin(S.SYNC_CALLS), SYNC_CALL_COLUMNS].reset_index(drop=True)
 
 
 def step_sync_ns(calls: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:

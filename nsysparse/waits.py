@@ -8,15 +8,14 @@ import numpy as np
 import pandas as pd
 
 from . import intervals as iv
-from .trace import Trace
 
 
-def wait_ranges(trace: Trace, pattern: str, exclude_text: str | None = None) -> pd.DataFrame:
+def wait_ranges(ranges: pd.DataFrame, pattern: str, exclude_text: str | None = None) -> pd.DataFrame:
     """NVTX ranges whose text matches ``pattern`` (``re.search``, case-sensitive).
 
     Ranges whose text is ``exclude_text`` (the step range) never count as waits.
     """
-    r = trace.nvtx_ranges
+    r = ranges
     if r.empty:
         return r
     rx = re.compile(pattern)

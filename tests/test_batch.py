@@ -16,6 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from nsysparse.report import RENDER_TABLES
 from nsysparse import open_trace
 from nsysparse.batch import flatten, partition_names
 from nsysparse.cli import main
@@ -78,7 +79,7 @@ def test_a_dataset_reads_as_one_table(batch_out) -> None:
     assert counts["offload_host"] == counts["offload_host-2"] == 5 and counts["tiny_matmul_copy"] == 1
     # every table the report writes is a dataset with one partition per analysed trace
     tables = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert "nvtx_ranges" in tables and "memcpy" in tables and len(tables) == 15
+    assert "nvtx_ranges" in tables and "memcpy" in tables and len(tables) == 15 + len(RENDER_TABLES)
     for table in tables:
         assert len(list((out / table).iterdir())) == 5
         ds.dataset(out / table, partitioning="hive").to_table()  # one schema across traces
@@ -121,9 +122,10 @@ def test_all_failed_exits_with_the_first_code(tmp_path: Path, corrupt: Path, cap
     missing = tmp_path / "missing.sqlite"
     rc = main(["batch", str(missing), str(corrupt), "--out", str(tmp_path / "o"), "--on-error", "skip", "--jobs", "1"])
     assert rc == 3
-    failures = json.loads((tmp_path / "o" / "failures.json").read_text())["failures"]
-    assert [f["exit_code"] for f in failures] == [3, 4]
-    assert len(pd.read_parquet(tmp_path / "o" / "summary.parquet")) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"{missing}: no such file; give the path of an exported .sqlite trace (skipped)",
+                   f"{corrupt}: is not a SQLite database; export the .nsys-rep with `nsys export --type sqlite` (skipped)"]
+    assert not (tmp_path / "o").exists()  # nothing analysed: no folder claims otherwise
 
 
 def test_bad_jobs_is_a_usage_error(data_dir: Path, tmp_path: Path, capsys) -> None:

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from nsysparse import open_trace
-from nsysparse.render import charts
+from nsysparse.render.charts import style, timeline
 from nsysparse.render.charts import (
-    MAX_BARS, Lane, bin_edges, busy_fraction, representative_step, step_breakdown, timeline_lanes, write_charts,
+    MAX_BARS, Lane, representative_step, step_breakdown, timeline_lanes, write_charts,
 )
+from nsysparse.gpu import bin_edges, busy_fraction
 from nsysparse.report import Report, build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -118,7 +119,7 @@ def test_offload_disk_timeline_shows_the_fetch_thread_and_both_streams() -> None
     assert "gpu_fetch" not in texts  # the fetch loop's lifetime range spans the step: left out
     assert "step" not in {t for ln in lanes if ln.kind == "nvtx" for t in ln.text}
     stream13 = next(ln for ln in lanes if ln.label == "GPU 0 · stream 13")
-    assert set(stream13.colour) == {charts.LINK_COLOURS["H2D pinned"]}
+    assert set(stream13.colour) == {style.LINK_COLOURS["H2D pinned"]}
 
 
 def test_p2p_timeline_has_a_lane_per_device_stream() -> None:
@@ -245,10 +246,10 @@ def test_dense_lane_draws_merged_rectangles() -> None:
 
     n = 100_000
     s = np.arange(n, dtype=np.int64) * 10
-    lane = Lane("dense", s, s + 5, np.full(n, charts.KERNEL, dtype=object), np.full(n, "k", dtype=object), "gpu")
+    lane = Lane("dense", s, s + 5, np.full(n, style.KERNEL, dtype=object), np.full(n, "k", dtype=object), "gpu")
     fig = Figure()
     ax = fig.add_subplot()
-    charts._draw_lane(ax, 0, lane, 0, int(s[-1]) + 5, px_ns=(n * 10) / 1000)
+    timeline._draw_lane(ax, 0, lane, 0, int(s[-1]) + 5, px_ns=(n * 10) / 1000)
     drawn = sum(len(c.get_paths()) for c in ax.collections)
     assert 0 < drawn <= MAX_BARS
     assert not ax.texts  # no labels on a merged lane

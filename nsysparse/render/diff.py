@@ -15,17 +15,13 @@ from matplotlib.patches import Patch
 
 from .. import __version__
 from ..diff import CHANGED, CONFIDENCE, RESAMPLES, Diff
+from ..metrics import METRICS
 from ..report import jsonable
 from .files import atomic_dir, write_json
 
 CHART = "diff_steps.png"
 MAX_RANGES = 15  # ranges shown in text/Markdown; diff.json has them all
-LABELS = {
-    "step_ms_p50": "step time p50", "step_ms_p95": "step time p95", "step_ms_mean": "step time mean",
-    "bubble_ratio": "host wait (bubble ratio)", "gpu_idle_ratio": "GPU idle ratio",
-    "gpu_busy_any_ratio": "GPU busy with anything", "sync_share": "sync share",
-    "overlap_h2d_compute": "H2D hidden under kernels", "io_floor_share": "I/O floor / step time",
-}
+LABELS = {name: m.label for name, m in METRICS.items()}
 
 
 def _fmt(x: float | None, unit: str, signed: bool = False) -> str:

@@ -22,7 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..report import Report, jsonable
+from ..errors import InputMissing, UsageError
+from ..report import Report, Settings, jsonable
+
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
 
 
 @contextlib.contextmanager
@@ -91,8 +95,8 @@ def write_report_folder(
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda item: write_parquet(item[1], tmp / f"{item[0]}.parquet", meta), report.tables.items()))
         created = [f"{name}.parquet" for name in report.tables]
-        write_json(report.summary, tmp / "summary.json")
-        created.append("summary.json")
+        write_json(report.summary, tmp / SUMMARY)
+        created.append(SUMMARY)
         if charts is not None:
             created += charts(report, tmp)
         manifest = {
@@ -104,7 +108,32 @@ def write_report_folder(
             "schema_version": report.input["schema_version"],
             "settings": report.settings.to_dict(),
             "notes": report.notes,
-            "files": sorted(created + ["manifest.json"]),
+            "files": sorted(created + [MANIFEST]),
         }
-        write_json(manifest, tmp / "manifest.json")
-    return sorted(created + ["manifest.json"])
+        write_json(manifest, tmp / MANIFEST)
+    return sorted(created + [MANIFEST])
+
+
+def read_report_folder(folder: Path) -> Report:
+    """The :class:`Report` a report folder holds: its tables, summary, input,
+    settings and notes, read back from the files alone (the trace may be gone).
+    Renderers given it print and draw what ``nsysparse report`` did."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputMissing(folder, "no such report folder (give the --out folder of `nsysparse report`)")
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(folder, f"is not an nsysparse report folder: it lacks a readable {MANIFEST} and {SUMMARY}") from None
+    if manifest.get("tool") != "nsysparse" or "settings" not in manifest:
+        raise UsageError(folder, f"is not an nsysparse report folder: its {MANIFEST} was not written by nsysparse")
+    tables = {f[: -len(".parquet")]: pd.read_parquet(folder / f) for f in manifest.get("files", []) if f.endswith(".parquet")}
+    st = dict(manifest["settings"])
+    settings = Settings(
+        step=st["step"], wait=st["wait"], layer=st["layer"], io_range=st["io_range"], warmup=st.get("warmup"),
+        link_peaks={k: float(v) for k, v in (st.get("link_peaks") or {}).items()},
+        given=frozenset(st.get("given") or ()),
+    )
+    return Report(input=manifest["input"], settings=settings, tables=tables, summary=summary,
+                  notes=list(manifest.get("notes", [])))

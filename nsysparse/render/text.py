@@ -35,7 +35,7 @@ def _target_label(what: str) -> str:
 def _lines(report: Report) -> dict[str, Any]:
     """The report's content as plain rows, shared by text and Markdown."""
     s = report.summary
-    gpus = report.trace.gpus
+    gpus = report.tables["gpus"]
     gpu = ", ".join(
         f"{r['name']} (cc {int(r['compute_major'])}.{int(r['compute_minor'])})" for _, r in gpus.iterrows()
     ) if not gpus.empty and "compute_major" in gpus else "unknown"
@@ -73,7 +73,8 @@ def _sync_threads(report: Report, k: int = 3) -> list[str]:
     sync = report.tables["sync"]
     if sync.empty:
         return []
-    names = report.trace.threads.set_index(["pid", "tid"])["name"] if not report.trace.threads.empty else {}
+    threads = report.tables["threads"]
+    names = threads.set_index(["pid", "tid"])["name"] if not threads.empty else {}
     per = sync.groupby(["pid", "tid"]).agg(share=("share", "sum"), calls=("calls", "sum"), top=("union_ns", "idxmax"))
     per = per.sort_values("share", ascending=False).head(k)
     out = []
