@@ -15,6 +15,13 @@ import pandas as pd
 from . import intervals as iv
 
 OP_COLUMNS = ["start_ns", "end_ns", "device", "pid"]
+# Calls that put a kernel (or a graph of them) on the GPU, by base name: with
+# such calls and no kernel or graph table, kernels ran but were not recorded.
+KERNEL_LAUNCH_CALLS = frozenset({
+    "cudaLaunchKernel", "cudaLaunchKernelExC", "cudaLaunchCooperativeKernel", "cudaLaunchCooperativeKernelMultiDevice",
+    "cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchCooperativeKernel", "cudaGraphLaunch", "cuGraphLaunch",
+})
+COPY_CALL_PREFIXES = ("cudaMemcpy", "cuMemcpy")
 GPU_BINS = 200
 BUSY_BIN_COLUMNS = ["panel", "device", "bin", "start_ns", "end_ns", "kernel_share", "any_share"]
 
@@ -28,6 +35,19 @@ def compute_intervals(kernels: pd.DataFrame, graph_runs: pd.DataFrame) -> pd.Dat
 def any_intervals(compute: pd.DataFrame, memcpy: pd.DataFrame, memset: pd.DataFrame) -> pd.DataFrame:
     """Compute intervals plus memcpy and memset: the GPU doing anything."""
     return pd.concat([compute[OP_COLUMNS], memcpy[OP_COLUMNS], memset[OP_COLUMNS]], ignore_index=True)
+
+
+def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame) -> set[str]:
+    """What the program did on the GPU but the trace did not record: ``"kernels"``
+    when there is no kernel or graph table but kernel launches were called,
+    ``"copies"`` when there is no memcpy table but copy calls were made."""
+    names = pd.Series(api_calls["base_name"].astype(object).unique())
+    missing = set()
+    if not has_kernels and names.isin(KERNEL_LAUNCH_CALLS).any():
+        missing.add("kernels")
+    if not has_copies and names.str.startswith(COPY_CALL_PREFIXES).any():
+        missing.add("copies")
+    return missing
 
 
 def busy_in_windows(ops: pd.DataFrame, windows: pd.DataFrame) -> np.ndarray:

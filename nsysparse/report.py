@@ -19,7 +19,7 @@ from . import __version__
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
-from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices
+from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
 from .layers import layer_table, layer_windows
 from .links import copies_table, default_peaks, disk_reads, link_bandwidth, step_links
 from .metrics import evaluate
@@ -154,7 +154,23 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         "threads": trace.threads,
         "gpu_busy": gpu_busy_bins(compute, anyop, st),
     }
+    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls)
+    if "kernels" in missing:
+        notes.append("kernels were launched but the trace has no kernel records: GPU idle is unknown "
+                     "(profile with `-t cuda` and keep CUDA kernel tracing on)")
+        for t in (st, tables["step_devices"]):
+            t["gpu_idle_ratio"] = np.nan
+            t["gpu_busy_kernel_ns"] = pd.array([pd.NA] * len(t), dtype="Int64")
+    if "copies" in missing:
+        notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
+                     "overlap and the I/O floor are unknown (profile with `-t cuda`)")
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
+    unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
+               "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}
+    for what in missing:
+        for key in unknown[what]:
+            summary[key] = None
+    summary["unrecorded"] = sorted(missing)
     return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes)
 
 

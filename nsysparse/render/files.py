@@ -95,10 +95,10 @@ def write_report_folder(
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda item: write_parquet(item[1], tmp / f"{item[0]}.parquet", meta), report.tables.items()))
         created = [f"{name}.parquet" for name in report.tables]
+        if charts is not None:  # before the summary: a chart that fails adds a note to it
+            created += charts(report, tmp)
         write_json(report.summary, tmp / SUMMARY)
         created.append(SUMMARY)
-        if charts is not None:
-            created += charts(report, tmp)
         manifest = {
             "tool": "nsysparse",
             "tool_version": __version__,

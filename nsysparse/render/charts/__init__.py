@@ -48,11 +48,20 @@ __all__ = [
 
 def write_charts(report: Report, folder: Path) -> list[str]:
     """Draw every chart of :data:`CHARTS` and save it as PNG in ``folder``.
-    Returns the file names written."""
+    Returns the file names written. A chart that cannot be drawn (a degenerate
+    trace defeating matplotlib) is left out with a note in the report's notes:
+    a chart never costs the user the report."""
     folder = Path(folder)
     written = []
     for name, draw in CHARTS.items():
-        fig = draw(report)
-        fig.savefig(folder / name, dpi=DPI, bbox_inches="tight", facecolor="white")
+        try:
+            fig = draw(report)
+            fig.savefig(folder / name, dpi=DPI, bbox_inches="tight", facecolor="white")
+        except Exception as exc:  # noqa: BLE001 - any drawing failure becomes a note
+            (folder / name).unlink(missing_ok=True)
+            note = f"chart {name} could not be drawn ({type(exc).__name__}: {exc}); the tables are complete"
+            report.notes.append(note)
+            report.summary.setdefault("notes", []).append(note)
+            continue
         written.append(name)
     return written

@@ -50,9 +50,9 @@ def gpu_busy_figure(report: Report) -> Figure:
         unit, scale = ("s", 1e9) if phi - plo > 5e9 else ("ms", 1e6) if phi - plo > 2e6 else ("µs", 1e3)
         for r, dev in enumerate(devices):
             ax = axes[r, col]
-            _shade_steps(ax, st, plo, scale, label_steps=(r == 0 and col == len(panels) - 1))
             d = b[b["device"] == dev].sort_values("bin")
             x = (np.r_[d["start_ns"].to_numpy(), d["end_ns"].to_numpy()[-1:]] - plo) / scale
+            _shade_steps(ax, st, plo, scale, float(x[0]), float(x[-1]), label_steps=(r == 0 and col == len(panels) - 1))
             ax.stairs(d["any_share"].to_numpy(), x, fill=True, color="#9ecae1", alpha=0.85,
                       label="any GPU op (kernel, graph, copy, fill)")
             ax.stairs(d["kernel_share"].to_numpy(), x, color=KERNEL, linewidth=1.1, label="kernel or graph run")
@@ -77,11 +77,17 @@ def gpu_busy_figure(report: Report) -> Figure:
     return fig
 
 
-def _shade_steps(ax: Axes, st: pd.DataFrame, origin: int, scale: float, label_steps: bool) -> None:
+def _shade_steps(ax: Axes, st: pd.DataFrame, origin: int, scale: float, lo: float, hi: float, label_steps: bool) -> None:
+    """Shade each step, clipped to the panel's x range ``[lo, hi]``; label the
+    measured steps whose middle lies inside it (a label far outside the axes
+    makes FreeType fail on a very short panel)."""
     if len(st) > 400:
         return  # stripes that thin would be noise
     for i, row in enumerate(st.itertuples(index=False)):
-        s0, s1 = (row.start_ns - origin) / scale, (row.end_ns - origin) / scale
+        s0 = max((row.start_ns - origin) / scale, lo)
+        s1 = min((row.end_ns - origin) / scale, hi)
+        if s1 <= s0:
+            continue
         if row.warmup:
             ax.axvspan(s0, s1, facecolor="#f2f2f2", hatch="//", edgecolor="#bbbbbb", linewidth=0, zorder=0)
         else:
@@ -90,6 +96,6 @@ def _shade_steps(ax: Axes, st: pd.DataFrame, origin: int, scale: float, label_st
         live = st[~st["warmup"].astype(bool)]
         for row in live.itertuples(index=False):
             mid = ((row.start_ns + row.end_ns) / 2 - origin) / scale
-            ax.text(mid, 1.04, str(row.step), ha="center", va="center", fontsize=FONT - 1, color="#555555", clip_on=True)
-
-
+            if lo <= mid <= hi:
+                ax.text(mid, 1.04, str(row.step), ha="center", va="center", fontsize=FONT - 1, color="#555555",
+                        clip_on=True)
