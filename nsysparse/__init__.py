@@ -1,6 +1,13 @@
-"""nsysparse: where an MoE decode step goes, from an Nsight Systems SQLite export."""
+"""nsysparse: where an MoE decode step goes, from an Nsight Systems SQLite export.
+
+The package imports lightly: ``open_trace`` and ``Trace`` (and with them
+pandas and pyarrow) load on first use, so the command line can answer Ctrl-C
+with one line even while the heavy libraries are still importing.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -10,9 +17,12 @@ from .errors import (  # noqa: E402
     NotAnExport,
     NothingToAnalyse,
     NsysParseError,
+    OutputUnwritable,
     UsageError,
 )
-from .trace import Trace, open_trace  # noqa: E402
+
+if TYPE_CHECKING:
+    from .trace import Trace, open_trace
 
 __all__ = [
     "__version__",
@@ -24,4 +34,13 @@ __all__ = [
     "NotADatabase",
     "NotAnExport",
     "NothingToAnalyse",
+    "OutputUnwritable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("open_trace", "Trace"):
+        from . import trace
+
+        return getattr(trace, name)
+    raise AttributeError(f"module 'nsysparse' has no attribute {name!r}")

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__
+from .entry import INTERRUPTED
 from .errors import NsysParseError, UsageError
 from .links import PEAK_KINDS
 from .report import Report, Settings
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="output folder (default ./nsysparse-out/<trace stem>/)")
     rep.add_argument("--format", choices=FORMATS, default="text", help="what to print on stdout")
     rep.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    rep.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
     _analysis_options(rep)
 
     dif = sub.add_parser("diff", help="compare two runs, with bootstrap confidence intervals")
@@ -102,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("b")
     dif.add_argument("--format", choices=FORMATS, default="text")
     dif.add_argument("--out", type=Path)
+    dif.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
     _analysis_options(dif)
 
     sho = sub.add_parser("show", help="print a report folder again, and redraw its charts, without the trace")
     sho.add_argument("folder", type=Path, help="a folder written by `nsysparse report`")
     sho.add_argument("--format", choices=FORMATS, default="text")
     sho.add_argument("--charts", type=Path, metavar="DIR", help="also draw the charts into DIR")
+    sho.add_argument("--force", action="store_true", help="replace a --charts folder that nsysparse did not write")
 
     bat = sub.add_parser("batch", help="analyse many traces into one partitioned Parquet dataset")
     bat.add_argument("paths", nargs="+")
@@ -115,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--jobs", type=int, default=None)
     bat.add_argument("--scheduler", help="address of a Dask scheduler (default: local processes)")
     bat.add_argument("--on-error", dest="on_error", choices=("raise", "skip"), default="raise")
+    bat.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
     _analysis_options(bat)
     return parser
 
@@ -128,7 +133,7 @@ def _print_report(report: Report, fmt: str) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """``nsysparse report TRACE``: analyse, write the folder, print the report."""
     from .inputs import resolve_trace
-    from .render.files import write_report_folder
+    from .render.files import check_out, write_report_folder
     from .report import build_report
     from .trace import open_trace
 
@@ -136,9 +141,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(None, "nsysparse report: give a TRACE or --example, not both or neither")
     path = example_trace() if args.example else Path(args.trace)
     settings = settings_from(args)
+    shown = args.out or default_out(path)
+    out = check_out(shown, [path], args.force)
     with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
         report = build_report(trace, settings)
-    out = args.out or default_out(path)
     charts = None
     if not args.no_charts:
         from .render.charts import write_charts
@@ -147,20 +153,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_report_folder(report, out, charts=charts)
     _print_report(report, args.format)
     if args.format == "text":
-        sys.stdout.write(f"wrote {out}/\n")
+        sys.stdout.write(f"wrote {shown}/\n")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``nsysparse show DIR``: the report a folder holds, printed (and its charts
     drawn into ``--charts``) exactly as ``report`` did, from the folder alone."""
-    from .render.files import atomic_dir, read_report_folder
+    from .render.files import atomic_dir, check_out, read_report_folder
 
     report = read_report_folder(args.folder)
     if args.charts is not None:
         from .render.charts import write_charts
 
-        with atomic_dir(args.charts) as tmp:
+        with atomic_dir(check_out(args.charts, [args.folder], args.force)) as tmp:
             write_charts(report, tmp)
     _print_report(report, args.format)
     return 0
@@ -185,14 +191,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from .diff import diff_reports
     from .render.diff import RENDERERS as DIFF_RENDERERS, write_diff_folder
 
+    from .render.files import check_out
+
     settings = settings_from(args)
     a, b = Path(args.a), Path(args.b)
+    shown = args.out or Path("nsysparse-out") / f"{a.stem}-vs-{b.stem}"
+    out = check_out(shown, [a, b], args.force)
     d = diff_reports(_report_of(a, settings), _report_of(b, settings), given=(a, b))
-    out = args.out or Path("nsysparse-out") / f"{a.stem}-vs-{b.stem}"
     write_diff_folder(d, out)
     sys.stdout.write(DIFF_RENDERERS[args.format](d))
     if args.format == "text":
-        sys.stdout.write(f"wrote {out}/\n")
+        sys.stdout.write(f"wrote {shown}/\n")
     return 0
 
 
@@ -200,11 +209,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """``nsysparse batch PATHS... --out DIR``: exit 0 when at least one trace was
     analysed (each skipped one is a line on stderr and a row of failures.json)."""
     from .batch import FAILURES, run_batch, write_batch
+    from .render.files import check_out
 
     settings = settings_from(args)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(None, "--jobs must be 1 or more")
     paths = [str(p) for p in args.paths]
+    check_out(args.out, [Path(p) for p in paths], args.force)
     analysed, failures = run_batch(paths, settings, jobs=args.jobs, scheduler=args.scheduler, on_error=args.on_error)
     for f in failures:
         print(f"{f['message']} (skipped)", file=sys.stderr)
@@ -236,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("nsysparse: interrupted; no partial output was left", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
 
 

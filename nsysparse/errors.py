@@ -53,3 +53,10 @@ class NothingToAnalyse(NsysParseError):
     """A range name or pattern given by the user matches nothing (exit 6)."""
 
     exit_code = 6
+
+
+class OutputUnwritable(NsysParseError):
+    """The output folder cannot be written: permission denied, a read-only file
+    system, or the disk is full (exit 8). Nothing of the user's was changed."""
+
+    exit_code = 8

@@ -28,7 +28,7 @@ from .projection import nvtx_projection
 from .ranges import range_table
 from .steps import assign_to_steps, find_steps, step_table, whole_span_step, with_step_bytes
 from .sync import sync_calls, sync_table
-from .targets import top_targets
+from .overlapping_targets import top_targets
 from .trace import Trace
 from .waits import wait_ranges
 

@@ -298,7 +298,8 @@ def _interrupt_after(monkeypatch, calls: int, exc: BaseException) -> None:
     monkeypatch.setattr(files, "write_parquet", flaky)
 
 
-@pytest.mark.parametrize("exc, code", [(KeyboardInterrupt(), 130), (OSError(28, "No space left on device"), None)])
+@pytest.mark.parametrize("exc, code", [(KeyboardInterrupt(), 130), (OSError(28, "No space left on device"), 8),
+                                       (OSError(5, "Input/output error"), None)])
 def test_interrupted_write_keeps_the_previous_output(exc, code, make_builder, tmp_path, capsys, monkeypatch):
     path = gpu_trace(make_builder("t"))
     out_dir = tmp_path / "out"
@@ -306,7 +307,7 @@ def test_interrupted_write_keeps_the_previous_output(exc, code, make_builder, tm
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
     assert "summary.json" in before and len(before) > 5
     _interrupt_after(monkeypatch, 3, exc)
-    if code is None:  # not a user error: it propagates (exit 1 with a traceback), the folder survives
+    if code is None:  # not ours to explain: it propagates (exit 1 with a traceback), the folder survives
         with pytest.raises(type(exc)):
             main(["report", str(path), "--out", str(out_dir), "--no-charts", "--step", "step"])
     else:

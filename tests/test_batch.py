@@ -110,11 +110,12 @@ def test_raise_stops_with_the_error_code(data_dir: Path, corrupt: Path, tmp_path
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("previous run")
+    (out / "manifest.json").write_text('{"tool": "nsysparse", "command": "batch"}')  # an earlier batch folder
     rc = main(["batch", str(data_dir / "offload_host.sqlite"), str(corrupt), "--out", str(out), "--on-error", "raise"])
     err = capsys.readouterr().err
     assert rc == 4
     assert err.startswith(f"{corrupt}: ") and err.count("\n") == 1
-    assert [p.name for p in out.iterdir()] == ["old.txt"]  # the old folder is left as it was
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "old.txt"]  # the old folder is left as it was
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
 
 

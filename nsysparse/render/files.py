@@ -7,11 +7,13 @@ renamed into place, so an interrupted run leaves the previous folder or none.
 from __future__ import annotations
 
 import contextlib
+import errno
 from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,20 +24,87 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..errors import InputMissing, UsageError
+from ..errors import InputMissing, OutputUnwritable, UsageError
 from ..report import Report, Settings, jsonable
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 
 
+STALE_TMP_S = 3600  # a temporary folder of ours this old was left by a killed run
+
+
+def check_out(dest: Path, inputs: list[Path] = (), force: bool = False) -> Path:  # type: ignore[assignment]
+    """The folder ``dest`` a command may write, or a UsageError (exit 2) that says
+    why not. Never: the input itself, a folder holding an input, ``.``, ``..`` or
+    any folder above the current one, an existing file, or an existing folder
+    that is not an nsysparse output folder (its manifest says so) unless
+    ``force``. A symbolic link is followed: its target is what gets replaced."""
+    given = Path(dest)
+    real = Path(os.path.realpath(given))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if given.name in ("", ".", "..") or real == cwd or real in cwd.parents:
+        raise UsageError(given, "--out must name a folder of its own, not the current folder or one above it")
+    for inp in inputs:
+        r = Path(os.path.realpath(inp))
+        if r == real:
+            raise UsageError(given, "--out is the input itself; give a new folder")
+        if real in r.parents:
+            raise UsageError(given, f"--out holds the input {inp}; replacing it would delete it: give a new folder")
+    if real.exists() and not real.is_dir():
+        raise UsageError(given, "--out is an existing file; give a folder")
+    if real.is_dir() and any(real.iterdir()) and not force and not is_output_folder(real):
+        raise UsageError(given, "--out is a folder that nsysparse did not write; it would be replaced whole: "
+                                "give a new folder, or --force to replace it")
+    return real
+
+
+def is_output_folder(folder: Path) -> bool:
+    """Whether ``folder`` was written by nsysparse (its manifest.json says so)."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8")).get("tool") == "nsysparse"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def sweep_stale(parent: Path, name: str, now: float | None = None) -> list[Path]:
+    """Remove ``.NAME.tmp-*`` / ``.NAME.old-*`` folders of ours in ``parent``
+    older than STALE_TMP_S (left by a run that was killed mid-write)."""
+    now = time.time() if now is None else now
+    gone = []
+    for p in Path(parent).glob(f".{name}.*-*"):
+        if not (p.name.startswith(f".{name}.tmp-") or p.name.startswith(f".{name}.old-")) or not p.is_dir():
+            continue
+        try:
+            if now - p.stat().st_mtime > STALE_TMP_S:
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p)
+        except OSError:
+            continue
+    return gone
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``dest``; on success it replaces
-    ``dest`` whole, on failure it is removed and ``dest`` is untouched."""
+    ``dest`` whole, on failure it is removed and ``dest`` is untouched. The
+    folder gets the permissions the user's umask gives a new folder (mkdtemp's
+    0700 would hide it from teammates). Permission and disk-full errors are an
+    :class:`OutputUnwritable` (exit 8) naming the folder."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(dest.parent, dest.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as exc:
+        raise OutputUnwritable(dest, f"cannot write the output folder here ({exc.strerror or exc}); give another --out") from None
     try:
         yield tmp
         old = None
@@ -45,6 +114,12 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         os.replace(tmp, dest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise OutputUnwritable(dest, f"cannot write the output folder ({exc.strerror}); "
+                                         "nothing was replaced: free space or give another --out") from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
