@@ -19,6 +19,7 @@ from .entry import INTERRUPTED
 from .errors import NsysParseError, UsageError
 from .links import PEAK_KINDS
 from .report import Report, Settings
+from .window import Window, parse_steps, parse_window
 
 FORMATS = ("text", "json", "markdown")
 
@@ -66,6 +67,9 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, help="first N steps are warm-up (default 1 with 3+ steps, else 0)")
     p.add_argument("--link-peak", dest="link_peak", action="append", metavar="KIND=GBPS",
                    help="peak GB/s of a link kind: H2D, D2H, D2D, P2P or disk (repeatable)")
+    p.add_argument("--window", metavar="START:END",
+                   help="analyse only what starts in this span, seconds from the capture's start (either side optional)")
+    p.add_argument("--steps", metavar="A:B", help="analyse only steps A to B-1 (a Python slice: 2:5 keeps 2, 3 and 4)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -74,7 +78,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     d = Settings()
     if args.warmup is not None and args.warmup < 0:
         raise UsageError(None, "--warmup must be 0 or more")
+    seconds, steps = parse_window(getattr(args, "window", None)), parse_steps(getattr(args, "steps", None))
+    if seconds is not None and steps is not None:
+        raise UsageError(None, "give --window or --steps, not both")
     return Settings(
+        window=Window(seconds=seconds, steps=steps) if (seconds or steps) else None,
         step=args.step if args.step is not None else d.step,
         wait=args.wait if args.wait is not None else d.wait,
         layer=args.layer if args.layer is not None else d.layer,

@@ -31,6 +31,7 @@ from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .trace import Trace
 from .waits import wait_ranges
+from .window import Window, window_ns, windowed
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,25 @@ class Settings:
     warmup: int | None = None
     link_peaks: dict[str, float] = field(default_factory=dict)
     given: frozenset[str] = frozenset()
+    window: Window | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["given"] = sorted(self.given)
+        d["window"] = self.window.to_dict() if self.window else None
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Settings":
+        """The settings :meth:`to_dict` wrote (a report folder's manifest)."""
+        w = d.get("window")
+        window = None
+        if w:
+            window = Window(seconds=tuple(w["seconds"]) if w.get("seconds") else None,  # type: ignore[arg-type]
+                            steps=tuple(w["steps"]) if w.get("steps") else None)  # type: ignore[arg-type]
+        return cls(step=d["step"], wait=d["wait"], layer=d["layer"], io_range=d["io_range"], warmup=d.get("warmup"),
+                   link_peaks={k: float(v) for k, v in (d.get("link_peaks") or {}).items()},
+                   given=frozenset(d.get("given") or ()), window=window)
 
 
 # Tables a report holds besides those CONTRACT.md lists: what its renderers draw.
@@ -80,13 +95,22 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     notes = [f"the trace lacks {what}" for what in trace.lacks()]
     ranges = trace.prefetch().nvtx_ranges
     path = trace.path
+    first_step, warmup = 0, settings.warmup
+    if settings.window is not None:
+        lo, hi, first_step = window_ns(trace, settings.window, find_steps(ranges, settings.step, 0))
+        trace = windowed(trace, lo, hi)  # type: ignore[assignment]
+        ranges = trace.nvtx_ranges
+        if warmup is None and first_step > 0:
+            warmup = 0  # the warm-up steps lie before the window
+        notes.append(f"{settings.window}: only what starts between {lo / 1e9:.6f} s and {hi / 1e9:.6f} s "
+                     f"of the capture is analysed")
     # the projection needs only the loaded tables: it runs beside the step analyses
     # (numpy sorts and pandas group-bys release the GIL)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-projection")
     projection_job = pool.submit(nvtx_projection, trace)
     pool.shutdown(wait=False)
 
-    steps = find_steps(ranges, settings.step, settings.warmup)
+    steps = find_steps(ranges, settings.step, warmup)
     if steps.empty:
         if "step" in settings.given:
             raise NothingToAnalyse(path, f"--step {settings.step!r} matches no NVTX range; {_names_hint(ranges)}")
@@ -164,6 +188,10 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     if "copies" in missing:
         notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
                      "overlap and the I/O floor are unknown (profile with `-t cuda`)")
+    if first_step:  # steps keep the numbers they have in the whole trace
+        for t in tables.values():
+            if "step" in t.columns:
+                t["step"] = t["step"] + first_step
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
     unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
                "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}

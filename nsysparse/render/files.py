@@ -204,11 +204,6 @@ def read_report_folder(folder: Path) -> Report:
     if manifest.get("tool") != "nsysparse" or "settings" not in manifest:
         raise UsageError(folder, f"is not an nsysparse report folder: its {MANIFEST} was not written by nsysparse")
     tables = {f[: -len(".parquet")]: pd.read_parquet(folder / f) for f in manifest.get("files", []) if f.endswith(".parquet")}
-    st = dict(manifest["settings"])
-    settings = Settings(
-        step=st["step"], wait=st["wait"], layer=st["layer"], io_range=st["io_range"], warmup=st.get("warmup"),
-        link_peaks={k: float(v) for k, v in (st.get("link_peaks") or {}).items()},
-        given=frozenset(st.get("given") or ()),
-    )
+    settings = Settings.from_dict(manifest["settings"])
     return Report(input=manifest["input"], settings=settings, tables=tables, summary=summary,
                   notes=list(manifest.get("notes", [])))
