@@ -108,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_options(rep)
 
     dif = sub.add_parser("diff", help="compare two runs, with bootstrap confidence intervals")
-    dif.add_argument("a")
-    dif.add_argument("b")
+    dif.add_argument("runs", nargs="+", metavar="A B", help="two traces or report folders (one with --baseline)")
+    dif.add_argument("--baseline", metavar="NAME", help="compare against the named baseline (as A)")
+    dif.add_argument("--fail-on-regression", dest="fail_on_regression", action="store_true",
+                     help="exit 7 when a headline figure is worse by more than --threshold and not noise")
+    dif.add_argument("--threshold", type=float, default=None, metavar="PCT",
+                     help="how much worse counts as a regression, in percent (default 5)")
     dif.add_argument("--format", choices=FORMATS, default="text")
     dif.add_argument("--out", type=Path)
     dif.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
@@ -120,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     sho.add_argument("--format", choices=FORMATS, default="text")
     sho.add_argument("--charts", type=Path, metavar="DIR", help="also draw the charts into DIR")
     sho.add_argument("--force", action="store_true", help="replace a --charts folder that nsysparse did not write")
+
+    bas = sub.add_parser("baseline", help="keep named baselines for `diff --baseline`")
+    bsub = bas.add_subparsers(dest="baseline_command", parser_class=_Parser)
+    bsave = bsub.add_parser("save", help="save a trace's report (or a report folder) as baseline NAME")
+    bsave.add_argument("name")
+    bsave.add_argument("source", help="a trace, or a folder written by `nsysparse report`")
+    _analysis_options(bsave)
+    bsub.add_parser("list", help="the saved baselines")
 
     bat = sub.add_parser("batch", help="analyse many traces into one partitioned Parquet dataset")
     bat.add_argument("paths", nargs="+")
@@ -194,22 +206,61 @@ def _report_of(path: Path, settings: Settings) -> "Report":
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """``nsysparse diff A B``: print the comparison, write it (and its chart) to ``--out``.
-    A and B are traces or report folders."""
-    from .diff import diff_reports
+    """``nsysparse diff A B``: print the comparison, write it (and its chart) to
+    ``--out``. A and B are traces or report folders; ``--baseline NAME`` is A.
+    With ``--fail-on-regression``, exit 7 when B regressed (each one named on stderr)."""
+    from .baselines import existing_baseline
+    from .diff import DEFAULT_THRESHOLD_PCT, diff_reports, regressions
     from .render.diff import RENDERERS as DIFF_RENDERERS, write_diff_folder
-
     from .render.files import check_out
 
     settings = settings_from(args)
-    a, b = Path(args.a), Path(args.b)
-    shown = args.out or Path("nsysparse-out") / f"{a.stem}-vs-{b.stem}"
+    want = 1 if args.baseline else 2
+    if len(args.runs) != want:
+        raise UsageError(None, "nsysparse diff: give A and B, or --baseline NAME and B")
+    if args.threshold is not None and not (0 <= args.threshold < 1e6):
+        raise UsageError(None, "--threshold must be a percentage, 0 or more")
+    runs = [Path(r) for r in args.runs]
+    a, b = (existing_baseline(args.baseline), runs[0]) if args.baseline else (runs[0], runs[1])
+    name_a = args.baseline or a.stem
+    shown = args.out or Path("nsysparse-out") / f"{name_a}-vs-{b.stem}"
     out = check_out(shown, [a, b], args.force)
     d = diff_reports(_report_of(a, settings), _report_of(b, settings), given=(a, b))
     write_diff_folder(d, out)
     sys.stdout.write(DIFF_RENDERERS[args.format](d))
     if args.format == "text":
         sys.stdout.write(f"wrote {shown}/\n")
+    if args.fail_on_regression:
+        pct = DEFAULT_THRESHOLD_PCT if args.threshold is None else args.threshold
+        worse = regressions(d, pct)
+        for r in worse:
+            print(f"{b}: regression: {r['section']} {r['name']} {r['change_pct']:+.1f}% "
+                  f"({r['a']:.4g} -> {r['b']:.4g} {r['unit']}), beyond {pct:g}% and not noise", file=sys.stderr)
+        if worse:
+            return 7
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """``nsysparse baseline save NAME SOURCE`` / ``baseline list``."""
+    from .baselines import baseline_path, copy_folder, list_baselines
+    from .render.files import is_output_folder, write_report_folder
+
+    if args.baseline_command == "list":
+        for name in list_baselines():
+            sys.stdout.write(f"{name}\n")
+        return 0
+    if args.baseline_command != "save":
+        raise UsageError(None, "nsysparse baseline: say `save NAME SOURCE` or `list`")
+    dest = baseline_path(args.name)
+    source = Path(args.source)
+    if source.is_dir():
+        if not is_output_folder(source):
+            raise UsageError(source, "is not a folder written by `nsysparse report`; give it or a trace")
+        copy_folder(source, dest)
+    else:
+        write_report_folder(_report_of(source, settings_from(args)), dest)
+    sys.stdout.write(f"saved baseline {args.name!r} in {dest}/\n")
     return 0
 
 
@@ -235,7 +286,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "show": cmd_show, "diff": cmd_diff, "batch": cmd_batch}
+COMMANDS = {"report": cmd_report, "show": cmd_show, "diff": cmd_diff, "baseline": cmd_baseline, "batch": cmd_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

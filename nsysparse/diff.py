@@ -77,6 +77,7 @@ class Diff:
     notes: list[str]
     steps_a: pd.DataFrame = field(repr=False)
     steps_b: pd.DataFrame = field(repr=False)
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``diff.json``; ``--format json``)."""
@@ -89,6 +90,7 @@ class Diff:
             "bootstrap": {"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": SEED,
                           "unit": "non-warm-up steps (links: copies)"},
             "metrics": self.metrics,
+            "breakdown": self.breakdown,
             "ranges": self.ranges,
             "links": self.links,
             "notes": self.notes,
@@ -323,3 +325,29 @@ def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | 
         notes=notes,
         steps_a=report_a.tables["steps"], steps_b=report_b.tables["steps"],
     )
+
+
+# ---------------------------------------------------------------- regressions
+
+DEFAULT_THRESHOLD_PCT = 5.0
+# Headline figures a CI gate watches, and which way is worse.
+HIGHER_IS_WORSE = ("step_ms_p50", "step_ms_p95", "step_ms_mean")
+
+
+def regressions(d: Diff, threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> list[dict[str, Any]]:
+    """The headline figures of B that are worse than A's by more than
+    ``threshold_pct`` percent with a bootstrap interval that excludes zero:
+    step time (p50, p95, mean) and each breakdown category's ms per step
+    (higher is worse), each link's effective GB/s (lower is worse). Each row is
+    the diff row plus ``change_pct`` (B against A, signed) and ``section``."""
+    out = []
+    rows = [("metrics", r, +1) for r in d.metrics if r["name"] in HIGHER_IS_WORSE]
+    rows += [("breakdown", r, +1) for r in d.breakdown]
+    rows += [("links", r, -1) for r in d.links]
+    for section, r, worse in rows:
+        if r["verdict"] != CHANGED or r["a"] is None or r["b"] is None or not r["a"]:
+            continue
+        change = 100.0 * r["delta"] / abs(r["a"])
+        if worse * change > threshold_pct:
+            out.append({**r, "section": section, "change_pct": change})
+    return out
