@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .conventions import CLOCK_MARK, parse_clock_mark
 from .errors import InputMissing, NothingToAnalyse, NotADatabase
 from .trace import Trace
-
-CLOCK_MARK = "io_log_clock"
 
 
 def read_io_log(path: str | Path) -> pd.DataFrame:
@@ -35,16 +34,20 @@ def read_io_log(path: str | Path) -> pd.DataFrame:
 
 def clock_offset_ns(trace: Trace, mark: str = CLOCK_MARK) -> int:
     """Nanoseconds to add to a log time to get trace time: the first mark whose text
-    is ``mark`` (any domain), its timestamp minus its integer payload."""
+    is ``mark`` (any domain), its timestamp minus its integer payload; or, from an
+    annotation backend without payloads (``torch.cuda.nvtx``), the first whose text
+    is ``mark=<int>`` (:func:`nsysparse.conventions.clock_mark_text`), minus that int."""
     m = trace.marks
-    text = m["name"].astype(str).str.split(":", n=1).str[-1] if len(m) else m["name"]
-    hit = m[(text == mark) & m["payload_int"].notna()]
+    text = m["name"].astype(str).str.split(":", n=1).str[-1] if len(m) else m["name"].astype(str)
+    in_text = pd.array([parse_clock_mark(t, mark) for t in text], dtype="Int64")
+    value = m["payload_int"].where(text == mark).astype("Int64").fillna(pd.Series(in_text, index=m.index))
+    hit = value.dropna()
     if hit.empty:
         raise NothingToAnalyse(
             trace.path, f"has no NVTX mark {mark!r} with an integer payload; the engine must emit its clock as one"
         )
-    first = hit.iloc[0]
-    return int(first["ts_ns"]) - int(first["payload_int"])
+    first = hit.index[0]
+    return int(m.at[first, "ts_ns"]) - int(hit.iloc[0])
 
 
 def align_io_log(trace: Trace, log: pd.DataFrame, mark: str = CLOCK_MARK) -> pd.DataFrame:
