@@ -202,7 +202,7 @@ class Instrument:
         (``torch`` backend: the mark ``io_log_clock=<value>``, no payload).
 
         Returns the clock value. The same value is written to the I/O log as
-        ``{"event": "clock_mark", "name": "io_log_clock", "t_ns": value}``.
+        ``{"event": "clock_mark", "name": CLOCK_MARK, "t_ns": value}``.
         """
         t = time.monotonic_ns()
         if self._nvtx is not None:
