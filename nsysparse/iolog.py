@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .conventions import CLOCK_MARK, parse_clock_mark
-from .errors import InputMissing, NothingToAnalyse, NotADatabase
+from .errors import InputMissing, NotADatabase, NothingToAnalyse
 from .trace import Trace
 
 

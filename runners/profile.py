@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from importlib import metadata
 import os
 import platform
 import shlex
@@ -32,6 +31,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
+from importlib import metadata
 from pathlib import Path
 
 from nsysparse import conventions as C

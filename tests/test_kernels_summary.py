@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from nsysparse import open_trace
-from nsysparse.kernels_summary import COLUMNS, kernel_summary, kernel_summary_lines, short_kernel_name
+from nsysparse.kernels_summary import (
+    COLUMNS,
+    kernel_summary,
+    kernel_summary_lines,
+    short_kernel_name,
+)
 from nsysparse.steps import find_steps, whole_span_step
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -21,7 +26,7 @@ WITH_CSV = sorted(p.parent.name for p in STATS.glob("*/r_cuda_gpu_kern_sum.csv")
                   if (DATA / f"{p.parent.name}.sqlite").is_file())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _summary(name: str) -> pd.DataFrame:
     t = open_trace(DATA / f"{name}.sqlite")
     steps = find_steps(t, "step")

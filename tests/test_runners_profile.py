@@ -106,9 +106,8 @@ def test_without_nvtx_ranges_fall_back_to_torch_nvtx(monkeypatch: pytest.MonkeyP
     calls.clear()  # the probe's push/pop (harmless without a profiler)
     instr.open_log()
     t = instr.clock_mark()
-    with instr.range(C.R_STEP):
-        with instr.range(C.R_DISK_TO_CPU, 4096):
-            pass
+    with instr.range(C.R_STEP), instr.range(C.R_DISK_TO_CPU, 4096):
+        pass
     instr.close()
     assert calls == [("mark", f"io_log_clock={t}"), ("push", "step"), ("push", "disk_to_cpu"), ("pop",), ("pop",)]
     assert C.parse_clock_mark(calls[0][1]) == t

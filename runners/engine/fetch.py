@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from nsysparse.conventions import R_CPU_TO_GPU, R_DISK_TO_CPU, R_FETCH_LOOP, R_SLOT_REUSE_WAIT, R_STREAM_SYNC
+from nsysparse.conventions import (
+    R_CPU_TO_GPU,
+    R_DISK_TO_CPU,
+    R_FETCH_LOOP,
+    R_SLOT_REUSE_WAIT,
+    R_STREAM_SYNC,
+)
 
 from .cache import ExpertCache
 from .instrument import Instrument

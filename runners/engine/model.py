@@ -19,7 +19,18 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from nsysparse.conventions import R_DENSE_LAYER, R_EXPERT_COMPUTE, R_EXPERT_DISPATCH, R_EXPERT_WAIT, R_GPU_TO_CPU, R_MOE_LAYER, R_PREFETCH, R_PREFILL, R_ROUTING, R_STEP
+from nsysparse.conventions import (
+    R_DENSE_LAYER,
+    R_EXPERT_COMPUTE,
+    R_EXPERT_DISPATCH,
+    R_EXPERT_WAIT,
+    R_GPU_TO_CPU,
+    R_MOE_LAYER,
+    R_PREFETCH,
+    R_PREFILL,
+    R_ROUTING,
+    R_STEP,
+)
 
 from .cache import CacheFull, ExpertCache, parse_capacity
 from .config import DEFAULT_STORE, EngineConfig
@@ -27,6 +38,7 @@ from .fetch import Fetcher, HostTier, TransferStats
 from .instrument import Instrument
 from .presets import Preset, get_preset
 from .store import DiskReader, ExpertStore, Key, build_store, expert_keys
+
 
 @dataclass
 class EngineResult:
