@@ -16,11 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from nsysparse import conventions as C
 from nsysparse import open_trace
-from nsysparse.iolog import clock_offset_ns
+from nsysparse.iolog import clock_offset_ns, log_disk_reads
+from nsysparse.links import disk_reads
 from runners import profile as prof
 from runners.engine import instrument as ins
 
@@ -246,6 +248,25 @@ def test_clock_offset_from_a_payload_less_mark(builder) -> None:
     builder.kernel(10, 20, launch=(1, 5))
     assert clock_offset_ns(open_trace(builder.write())) == 5_000 - clock
     assert C.parse_clock_mark("io_log_clock=x") is None and C.parse_clock_mark("other=5") is None
+
+
+def test_disk_reads_from_the_io_log_when_ranges_have_no_payload(builder) -> None:
+    """The torch.cuda.nvtx backend's disk link: the bytes come from the log, aligned on the mark."""
+    clock = 10**15
+    builder.mark(C.clock_mark_text(clock), 5_000, tid=101)
+    builder.range(C.R_DISK_TO_CPU, 5_100, 5_400, tid=102)  # no payload in the trace
+    builder.kernel(10, 20, launch=(1, 5))
+    trace = open_trace(builder.write())
+    log = pd.DataFrame([
+        {"event": "clock_mark", "name": C.CLOCK_MARK, "t_ns": clock, "tid": 101},
+        {"name": C.R_DISK_TO_CPU, "start_ns": clock + 100, "end_ns": clock + 400, "tid": 102, "payload": 4096},
+        {"name": C.R_CPU_TO_GPU, "start_ns": clock + 400, "end_ns": clock + 450, "tid": 102, "payload": 4096},
+    ])
+    reads = log_disk_reads(trace, log)
+    assert reads.to_dict("records") == [{"start_ns": 5_100, "end_ns": 5_400, "dur_ns": 300, "pid": 100, "tid": 102,
+                                         "bytes": 4096}]
+    assert list(reads.columns) == list(disk_reads(trace, C.IO_RANGE).columns)
+    assert disk_reads(trace, C.IO_RANGE).empty  # what the report sees without the log
 
 
 # ---- building the store is its own step -----------------------------------------------------------------
