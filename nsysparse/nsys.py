@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from glob import glob
 from pathlib import Path
 
+from .conventions import export_command
 from .errors import NotAnExport
 
 # Where NVIDIA's packages put nsys; the version folder is the wildcard.
@@ -55,11 +56,6 @@ def find_nsys(env: Mapping[str, str] | None = None, globs: Sequence[str] | None 
         if found:
             return Path(max(found, key=_version_key))
     return None
-
-
-def export_command(nsys: Path, rep: Path, dest: Path) -> list[str]:
-    """The ``nsys export`` command line that writes ``rep`` as SQLite to ``dest``."""
-    return [str(nsys), "export", "--type", "sqlite", "--output", str(dest), str(rep)]
 
 
 def export_sqlite(rep: Path, dest: Path, nsys: Path | None = None) -> Path:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from nsysparse.conventions import export_command
+from nsysparse.errors import NotAnExport
 from nsysparse.nsys import INSTALL_GLOBS, find_nsys  # noqa: F401 - re-exported for the runner
 
 TRACE_FLAGS = ("-t", "cuda,nvtx,osrt")
@@ -26,8 +28,8 @@ IMPORTER = "QdstrmImporter"
 SEARCH_GLOBS = INSTALL_GLOBS
 
 
-class NsysError(RuntimeError):
-    """nsys ran but left no usable trace; the message says what it did and where its log is."""
+class NsysError(NotAnExport):
+    """nsys ran but left no usable trace (exit 5); the message says what it did and where its log is."""
 
 
 def find_importer(nsys: Path) -> Path | None:
@@ -75,7 +77,8 @@ def ensure_sqlite(nsys: Path, stem: Path, log: Path, timeout: float = 1800) -> t
     If only ``STEM.nsys-rep`` exists, runs ``nsys export --type sqlite``; if
     only ``STEM.qdstrm`` exists, first runs ``QdstrmImporter -i`` on it.
     Commands and their output are appended to ``log``. Raises
-    :class:`NsysError` when no trace can be recovered.
+    :class:`NsysError` (a :class:`~nsysparse.errors.NotAnExport`, exit 5) when
+    no trace can be recovered.
     """
     sqlite, rep, qdstrm = stem.with_suffix(".sqlite"), stem.with_suffix(".nsys-rep"), stem.with_suffix(".qdstrm")
     if sqlite.is_file() and sqlite.stat().st_size > 0:
@@ -83,20 +86,20 @@ def ensure_sqlite(nsys: Path, stem: Path, log: Path, timeout: float = 1800) -> t
     steps: list[str] = []
     if not rep.is_file():
         if not qdstrm.is_file():
-            raise NsysError(f"nsys left neither {sqlite.name}, {rep.name} nor {qdstrm.name}; see {log}")
+            raise NsysError(log, f"nsys left neither {sqlite.name}, {rep.name} nor {qdstrm.name} in {stem.parent}")
         importer = find_importer(nsys)
         if importer is None:
-            raise NsysError(f"only {qdstrm} was written and no {IMPORTER} was found beside {nsys}; "
-                            f"import it on a machine with Nsight Systems ({IMPORTER} -i FILE)")
+            raise NsysError(qdstrm, f"is all nsys wrote and no {IMPORTER} was found beside {nsys}; "
+                                    f"import it on a machine with Nsight Systems ({IMPORTER} -i FILE)")
         run_logged([str(importer), "-i", str(qdstrm)], log, timeout)
         steps.append(f"{IMPORTER} -i {qdstrm.name}")
         if not rep.is_file():
-            raise NsysError(f"{importer} did not write {rep}; see {log}")
-    run_logged([str(nsys), "export", "--type", "sqlite", "--force-overwrite", "true", "-o", str(sqlite), str(rep)],
-                log, timeout)
+            raise NsysError(log, f"{importer} did not write {rep}")
+    sqlite.unlink(missing_ok=True)  # an empty one: export_command does not overwrite
+    run_logged(export_command(nsys, rep, sqlite), log, timeout)
     steps.append(f"nsys export --type sqlite {rep.name}")
     if not sqlite.is_file():
-        raise NsysError(f"nsys export did not write {sqlite}; see {log}")
+        raise NsysError(log, f"nsys export did not write {sqlite}")
     return sqlite, Recovery("recovered", steps)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from nsysparse.conventions import export_command
+from nsysparse.errors import NotAnExport, UsageError
 from runners import nsys as nsys_mod
 from runners import profile as prof
 
@@ -39,21 +41,34 @@ def test_dry_run_prints_the_nsys_command(capsys: pytest.CaptureFixture, tmp_path
     assert cmd[-2:] == ["--result", str(tmp_path / "run" / "engine.json")]
 
 
-def test_no_nsys_is_one_line_and_exit_3(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+def test_no_nsys_is_one_line_and_exit_5(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
                                        tmp_path: Path) -> None:
+    """CONTRACT.md: 5 is "not a usable nsys export", nsys missing included (NotAnExport)."""
     monkeypatch.setattr(prof, "find_nsys", lambda: None)
-    assert prof.main(["tiny", "--out", str(tmp_path / "r")]) == prof.EXIT_NO_NSYS
+    assert prof.main(["tiny", "--out", str(tmp_path / "r")]) == NotAnExport.exit_code == 5
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nsys not found" in err
+    assert err.startswith("runners.profile: nsys not found (") and err.count("\n") == 1
+    assert err.rstrip().endswith("or pass --no-nsys") and not (tmp_path / "r").exists()
 
 
-def test_no_gpu_is_one_line_and_exit_4(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-                                      tmp_path: Path) -> None:
+def test_no_gpu_under_nsys_is_one_line_and_exit_2(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
     monkeypatch.setattr(prof, "find_nsys", lambda: Path("/usr/bin/true"))
     monkeypatch.setattr(prof, "gpu_info", lambda: None)
-    assert prof.main(["tiny", "--out", str(tmp_path / "r")]) == prof.EXIT_NO_GPU
+    assert prof.main(["tiny", "--out", str(tmp_path / "r")]) == UsageError.exit_code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no CUDA GPU" in err
+    assert err == ("runners.profile: no CUDA GPU visible (nvidia-smi and torch see none); profiling needs one "
+                   "(the engine alone runs on the CPU with --no-nsys)\n")
+    assert prof.main(["tiny", "--no-nsys", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "leave --device out to run on the CPU" in capsys.readouterr().err
+
+
+def test_cpu_under_nsys_is_a_usage_error(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    monkeypatch.setattr(prof, "find_nsys", lambda: Path("/usr/bin/true"))
+    monkeypatch.setattr(prof, "gpu_info", lambda: {"name": "fake"})
+    assert prof.main(["tiny", "--device", "cpu", "--out", str(tmp_path / "r")]) == 2
+    assert "profiling traces CUDA" in capsys.readouterr().err
 
 
 def test_find_nsys_order(tmp_path: Path) -> None:
@@ -73,9 +88,9 @@ def test_qdstrm_is_imported_then_exported(tmp_path: Path) -> None:
     # nsys bundled with Nsight Compute: the importer lives in ../linux-desktop-glibc_2_11_3-x64/
     host = tmp_path / "host"
     nsys = _fake_exe(host / "target-linux-x64" / "nsys",
-                     'for a; do last="$a"; done; out=""; prev=""\n'
-                     'for a; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done\n'
-                     '[ "$1" = export ] && echo sqlite > "$out"')
+                     'out=""; prev=""\n'
+                     'for a; do [ "$prev" = "--output" ] && out="$a"; prev="$a"; done\n'
+                     '[ "$1" = export ] && echo "$*" > "$out"')
     _fake_exe(host / "linux-desktop-glibc_2_11_3-x64" / "QdstrmImporter",
               'f="$2"; echo rep > "${f%.qdstrm}.nsys-rep"')
     assert nsys_mod.find_importer(nsys) == host / "linux-desktop-glibc_2_11_3-x64" / "QdstrmImporter"
@@ -83,13 +98,16 @@ def test_qdstrm_is_imported_then_exported(tmp_path: Path) -> None:
     stem.parent.mkdir()
     stem.with_suffix(".qdstrm").write_text("raw")
     sqlite, how = nsys_mod.ensure_sqlite(nsys, stem, tmp_path / "log")
-    assert sqlite == stem.with_suffix(".sqlite") and sqlite.read_text().strip() == "sqlite"
+    assert sqlite == stem.with_suffix(".sqlite")
+    # the one export command line of nsysparse.conventions
+    assert sqlite.read_text().split() == export_command(nsys, stem.with_suffix(".nsys-rep"), sqlite)[1:]
     assert how.how == "recovered" and how.steps[0].startswith("QdstrmImporter -i")
     assert "nsys export --type sqlite" in how.steps[1]
 
 
 def test_missing_trace_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(nsys_mod.NsysError, match="neither"):
+    with pytest.raises(NotAnExport, match="neither") as err:
         nsys_mod.ensure_sqlite(Path("/usr/bin/true"), tmp_path / "x", tmp_path / "log")
+    assert err.value.exit_code == 5 and str(err.value).startswith(str(tmp_path / "log"))
 
 

@@ -16,10 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", default=None, help="write the run's result (JSON) here")
     ns = parser.parse_args(argv)
     cfg = config_from_args(ns)
+    from .instrument import AnnotationsUnavailable
     from .model import run_engine  # torch imported only once the arguments are good
 
     try:
         result = run_engine(cfg)
+    except AnnotationsUnavailable as exc:  # CONTRACT.md's 5: the trace would not be a usable one
+        print(f"runners.engine: {exc}", file=sys.stderr)
+        return 5
     except (ValueError, RuntimeError) as exc:
         print(f"runners.engine: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ class EngineConfig:
     store: str | None = None
     io_log: str | None = None
     nvtx: bool = True
+    nvtx_backend: str = "auto"
     direct_io: bool = True
     overhead_ab: bool = False
     decode_input: str = "random"
@@ -37,10 +38,11 @@ class EngineConfig:
         """Raise ValueError on an option outside its domain."""
         choices = {"mode": ("disk", "host"), "sync": ("stream", "event"),
                    "prefetch": ("none", "next-layer"), "device": ("cpu", "cuda"),
-                   "decode_input": ("random", "greedy")}
+                   "decode_input": ("random", "greedy"),
+                   "nvtx_backend": ("auto", "nvtx", "torch")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         for name in ("batch", "prompt_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")

@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from nsysparse.conventions import (
+    R_CPU_TO_GPU,
+    R_DISK_TO_CPU,
+    R_FETCH_LOOP,
+    R_SLOT_REUSE_WAIT,
+    R_STREAM_SYNC,
+)
+
 from .cache import ExpertCache
 from .instrument import Instrument
 from .memory import HostSlab
@@ -75,9 +83,9 @@ class HostTier:
             self._next_staging = (slot + 1) % STAGING_SLOTS
         done = self._copy_done[slot]
         if done is not None and not done.query():
-            with self.instr.range("slot_reuse_wait"):
+            with self.instr.range(R_SLOT_REUSE_WAIT):
                 done.synchronize()
-        with self.instr.range("disk_to_cpu", self.store.payload_bytes):
+        with self.instr.range(R_DISK_TO_CPU, self.store.payload_bytes):
             n = self.reader.read_into(key, self.slab.io_buffer(slot))
         self.stats.disk_reads += 1
         self.stats.disk_bytes += n
@@ -123,10 +131,15 @@ class Fetcher:
         self.nbytes = host.store.payload_bytes
         self._queue: queue.Queue[FetchRequest | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="expert_fetch", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start the fetch thread (its ``fetch_loop`` range opens then). Idempotent."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def submit(self, key: Key, gpu_slot: int, slot_free: torch.cuda.Event | None) -> Future:
-        """Queue a fetch; the future gives None (ready) or an event to wait on."""
+        """Queue a fetch; the future gives None (ready) or an event to wait on. Starts the thread if need be."""
+        self.start()
         req = FetchRequest(key, gpu_slot, slot_free)
         self._queue.put(req)
         return req.future
@@ -134,7 +147,7 @@ class Fetcher:
     def _loop(self) -> None:
         if self.cuda:
             torch.cuda.set_device(self.gpu_slab.device)
-        with self.instr.range("fetch_loop"):  # lifetime range: not a step (METRICS.md, traps)
+        with self.instr.range(R_FETCH_LOOP):  # lifetime range: not a step (METRICS.md, traps)
             while (req := self._queue.get()) is not None:
                 try:
                     req.future.set_result(self._fetch(req))
@@ -146,21 +159,21 @@ class Fetcher:
         src = self.host.slab.weights(slot)
         dst = self.gpu_slab[req.gpu_slot]
         if not self.cuda:
-            with self.instr.range("cpu_to_gpu", self.nbytes):
+            with self.instr.range(R_CPU_TO_GPU, self.nbytes):
                 dst.copy_(src)
             self._count()
             return None
         with torch.cuda.stream(self.stream):
             if req.slot_free is not None:
                 self.stream.wait_event(req.slot_free)
-            with self.instr.range("cpu_to_gpu", self.nbytes):
+            with self.instr.range(R_CPU_TO_GPU, self.nbytes):
                 dst.copy_(src, non_blocking=True)
             done = torch.cuda.Event()
             done.record(self.stream)
         self.host.copied_out(slot, done)
         self._count()
         if self.sync == "stream":
-            with self.instr.range("cuda_stream_sync"):
+            with self.instr.range(R_STREAM_SYNC):
                 self.stream.synchronize()
             return None
         return done
@@ -171,5 +184,7 @@ class Fetcher:
 
     def close(self) -> None:
         """Stop the thread after the queued requests."""
+        if self._thread.ident is None:
+            return
         self._queue.put(None)
         self._thread.join()

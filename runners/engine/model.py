@@ -19,12 +19,26 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from nsysparse.conventions import (
+    R_DENSE_LAYER,
+    R_EXPERT_COMPUTE,
+    R_EXPERT_DISPATCH,
+    R_EXPERT_WAIT,
+    R_GPU_TO_CPU,
+    R_MOE_LAYER,
+    R_PREFETCH,
+    R_PREFILL,
+    R_ROUTING,
+    R_STEP,
+)
+
 from .cache import CacheFull, ExpertCache, parse_capacity
 from .config import DEFAULT_STORE, EngineConfig
 from .fetch import Fetcher, HostTier, TransferStats
 from .instrument import Instrument
 from .presets import Preset, get_preset
-from .store import DiskReader, ExpertStore, Key
+from .store import DiskReader, ExpertStore, Key, build_store, expert_keys
+
 
 @dataclass
 class EngineResult:
@@ -46,6 +60,7 @@ class EngineResult:
     store: dict
     device_name: str
     nvtx_active: bool
+    nvtx_backend: str | None
     final_logits_sum: float
     step_annotated: list[bool] | None = None
     logits: torch.Tensor | None = field(default=None, repr=False)
@@ -119,6 +134,11 @@ class MoEEngine:
     """An expert-offloading MoE decoder (see the module docstring); ``run()`` does prefill and decode."""
 
     def __init__(self, cfg: EngineConfig) -> None:
+        """Set up an engine for ``cfg`` over an expert store that :func:`build_store` has written.
+
+        Writes nothing to disk: a store with missing or invalid files is a
+        ValueError naming the step that builds it (:func:`run_engine` builds it first).
+        """
         cfg.validate()
         self.cfg = cfg
         self.p = p = get_preset(cfg.preset)
@@ -126,21 +146,7 @@ class MoEEngine:
         self.moe_ids = list(range(p.first_dense, self.n_layers))
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda but no CUDA GPU is visible to torch")
-        # An explicit index: the fetch thread must select the same GPU.
-        self.device = torch.device("cuda", torch.cuda.current_device()) if cfg.device == "cuda" else torch.device("cpu")
-        cuda = self.device.type == "cuda"
-        if not cuda and torch.get_num_threads() >= (os.cpu_count() or 1) > 1:
-            # Spinning intra-op threads on every core starve the fetch thread (100x slower steps on 2 cores).
-            torch.set_num_threads((os.cpu_count() or 2) - 1)
-        self.instr = Instrument(nvtx_on=cfg.nvtx and cuda, io_log=cfg.io_log)
-        keys = [(li, e) for li in self.moe_ids for e in range(p.experts)]
-        self.store = ExpertStore(cfg.store or DEFAULT_STORE, p, cfg.seed)
-        t0 = time.perf_counter()
-        summary = self.store.ensure(keys)
-        self.store_info = {"path": str(self.store.dir), "files": len(keys), "generated": summary.generated,
-                           "reused": summary.reused, "bytes_written": summary.bytes_written,
-                           "file_bytes": self.store.file_bytes, "seconds": round(time.perf_counter() - t0, 3)}
-        self.reader = DiskReader(self.store, prefer_direct=cfg.direct_io)
+        keys = expert_keys(p, cfg.layers)
         total = len(keys)
         self.gpu_capacity = min(total, parse_capacity(cfg.gpu_cache, p.expert_bytes, total))
         # One layer's forward needs every expert it routes to resident at once.
@@ -148,6 +154,20 @@ class MoEEngine:
         if self.gpu_capacity < need:
             raise ValueError(f"--gpu-cache {cfg.gpu_cache} holds {self.gpu_capacity} experts; a layer of this "
                              f"run can need {need} at once (batch*prompt_len*top_k, at most {p.experts})")
+        self.store = ExpertStore(cfg.store or DEFAULT_STORE, p, cfg.seed)
+        missing = self.store.missing(keys)
+        if missing:
+            raise ValueError(f"{self.store.dir}: {len(missing)} of {total} expert files missing or invalid; "
+                             "build the store first (runners.engine.store.build_store, or run_engine)")
+        self.store_info = {"path": str(self.store.dir), "files": total, "file_bytes": self.store.file_bytes}
+        # An explicit index: the fetch thread must select the same GPU.
+        self.device = torch.device("cuda", torch.cuda.current_device()) if cfg.device == "cuda" else torch.device("cpu")
+        cuda = self.device.type == "cuda"
+        if not cuda and torch.get_num_threads() >= (os.cpu_count() or 1) > 1:
+            # Spinning intra-op threads on every core starve the fetch thread (100x slower steps on 2 cores).
+            torch.set_num_threads((os.cpu_count() or 2) - 1)
+        self.instr = Instrument(nvtx_on=cfg.nvtx and cuda, io_log=cfg.io_log, backend=cfg.nvtx_backend)
+        self.reader = DiskReader(self.store, prefer_direct=cfg.direct_io)
         host_cap = total if cfg.mode == "host" else min(total, parse_capacity(cfg.host_cache, p.expert_bytes, total))
         self.transfers = TransferStats()
         self.host = HostTier(self.store, self.reader, host_cap, cfg.policy, pin=cuda, instrument=self.instr,
@@ -225,7 +245,7 @@ class MoEEngine:
     def moe(self, li: int, y: torch.Tensor) -> torch.Tensor:
         """The MoE block on ``y [N, H]``: gate, dispatch, shared experts, wait, routed experts."""
         p, instr = self.p, self.instr
-        with instr.range("routing"):
+        with instr.range(R_ROUTING):
             probs = torch.softmax(y.float() @ self.w.gate[li].T + self.w.bias[li], dim=-1)
             topw, topi = probs.topk(p.top_k, dim=-1)
             if p.norm_topk:
@@ -233,13 +253,13 @@ class MoEEngine:
             flat = topi.flatten()
             order = torch.argsort(flat, stable=True)
             counts = torch.bincount(flat, minlength=p.experts)
-            with instr.range("gpu_to_cpu"):
+            with instr.range(R_GPU_TO_CPU):
                 counts_host = counts.tolist()
         experts = [e for e, c in enumerate(counts_host) if c]
-        with instr.range("expert_dispatch"):
+        with instr.range(R_EXPERT_DISPATCH):
             slots, waits = self.dispatch(li, experts)
         if self.cfg.prefetch == "next-layer" and li + 1 < self.n_layers:
-            with instr.range("prefetch"):
+            with instr.range(R_PREFETCH):
                 self.prefetch(li + 1, y)
         out = torch.zeros(y.shape, dtype=torch.float32, device=y.device)
         if li in self.w.shared:
@@ -247,7 +267,7 @@ class MoEEngine:
             if li in self.w.shared_gate:
                 s = s * torch.sigmoid(y @ self.w.shared_gate[li]).unsqueeze(-1)
             out += s.float()
-        with instr.range("expert_wait_barrier"):
+        with instr.range(R_EXPERT_WAIT):
             for key, fut in waits:
                 ev = fut.result()
                 if ev is not None:
@@ -256,7 +276,7 @@ class MoEEngine:
         tokens = (order // p.top_k).split(counts_host)
         weights = topw.flatten()[order].split(counts_host)
         for e in experts:
-            with instr.range("expert_compute"):
+            with instr.range(R_EXPERT_COMPUTE):
                 w = self.gpu_slab[slots[e]].view(3, p.inter, p.hidden)
                 idx = tokens[e]
                 out.index_add_(0, idx, (swiglu(y[idx], w) * weights[e].unsqueeze(-1).to(y.dtype)).float())
@@ -274,7 +294,7 @@ class MoEEngine:
         x = self.w.embed[tokens]
         B, T, H = x.shape
         for li in range(self.n_layers):
-            with instr.range("dense_layer" if li < p.first_dense else "moe_layer"):
+            with instr.range(R_DENSE_LAYER if li < p.first_dense else R_MOE_LAYER):
                 x = x + self.attention(li, rms_norm(x), pos)
                 y = rms_norm(x)
                 if li < p.first_dense:
@@ -298,14 +318,16 @@ class MoEEngine:
         # Greedy decoding of random weights locks onto one token, so every step would route alike and
         # hit the cache; by default the inputs are a seeded random token stream, as replaying a text is.
         stream = torch.randint(self.p.vocab, (cfg.batch, max(1, cfg.decode_steps)), generator=gen).to(self.device)
+        instr.open_log()
         instr.clock_mark()
+        self.fetcher.start()
         kept: list[torch.Tensor] = []
         with torch.inference_mode():
             t0 = time.perf_counter_ns()
-            with instr.range("prefill"):
+            with instr.range(R_PREFILL):
                 logits = self.forward(prompt, 0)
                 tok = logits.argmax(-1, keepdim=True)
-                with instr.range("gpu_to_cpu"):
+                with instr.range(R_GPU_TO_CPU):
                     tok.cpu()
             prefill_ms = (time.perf_counter_ns() - t0) / 1e6
             if keep_logits:
@@ -315,11 +337,11 @@ class MoEEngine:
             for s in range(cfg.decode_steps):
                 instr.pause(not annotated[s])
                 t0 = time.perf_counter_ns()
-                with instr.range("step"):
+                with instr.range(R_STEP):
                     inp = stream[:, s:s + 1] if cfg.decode_input == "random" else tok
                     logits = self.forward(inp, cfg.prompt_len + s)
                     tok = logits.argmax(-1, keepdim=True)
-                    with instr.range("gpu_to_cpu"):
+                    with instr.range(R_GPU_TO_CPU):
                         tok.cpu()  # the sampled token reaches the host, as a server's would
                 step_ms.append((time.perf_counter_ns() - t0) / 1e6)
                 if keep_logits:
@@ -337,7 +359,7 @@ class MoEEngine:
             disk_read_method=self.reader.method, disk_read_note=self.reader.note,
             host_pinning=self.host.slab.pinning, store=self.store_info,
             device_name=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            nvtx_active=self.instr.nvtx_active, final_logits_sum=final_sum,
+            nvtx_active=self.instr.nvtx_active, nvtx_backend=self.instr.backend, final_logits_sum=final_sum,
             step_annotated=annotated if cfg.overhead_ab else None, logits=torch.stack(kept) if keep_logits else None)
 
     def close(self) -> None:
@@ -353,8 +375,10 @@ class MoEEngine:
 
 
 def run_engine(cfg: EngineConfig, keep_logits: bool = False) -> EngineResult:
-    """Build an engine for ``cfg``, run it and release it."""
+    """Build (or reuse) the expert store for ``cfg``, then build an engine, run it and release it."""
+    _, built = build_store(cfg.store or DEFAULT_STORE, get_preset(cfg.preset), cfg.seed, cfg.layers)
     engine = MoEEngine(cfg)
+    engine.store_info.update(built)
     try:
         return engine.run(keep_logits=keep_logits)
     finally:

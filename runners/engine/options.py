@@ -38,6 +38,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "or ~/.cache/nsysparse/experts)")
     g.add_argument("--io-log", default=None, help="also write every range to this JSONL file")
     g.add_argument("--no-nvtx", dest="nvtx", action="store_false", help="emit no NVTX annotations")
+    g.add_argument("--nvtx-backend", choices=("auto", "nvtx", "torch"), default=_DEFAULTS.nvtx_backend,
+                   help="annotations through the nvtx package (byte payloads) or torch.cuda.nvtx (none); "
+                        "auto: nvtx if it imports, else torch.cuda.nvtx, else none")
     g.add_argument("--decode-input", choices=("random", "greedy"), default=_DEFAULTS.decode_input,
                    help="next input token: a seeded random stream (routing varies as with text) or the argmax")
     g.add_argument("--overhead-ab", action="store_true",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,11 +62,17 @@ class StoreSummary:
     bytes_written: int
 
 
+def expert_keys(preset: Preset, layers: int | None = None) -> list[Key]:
+    """Every routed expert of the first ``layers`` layers (default all): ``(layer, expert)``, dense layers left out."""
+    n = min(layers or preset.layers, preset.layers)
+    return [(li, e) for li in range(preset.first_dense, n) for e in range(preset.experts)]
+
+
 class ExpertStore:
     """A folder of expert files for one preset and seed under ``root``.
 
-    ``path(key)`` names a file; ``ensure(keys)`` writes the missing or invalid
-    ones; ``read_into`` and :class:`DiskReader` read a payload back.
+    ``path(key)`` names a file; constructing one touches nothing on disk;
+    ``ensure(keys)`` writes the missing or invalid ones (:func:`build_store`); ``read_into`` and :class:`DiskReader` read a payload back.
     """
 
     def __init__(self, root: str | Path, preset: Preset, seed: int) -> None:
@@ -129,6 +136,10 @@ class ExpertStore:
         os.replace(tmp, path)
         return self.file_bytes
 
+    def missing(self, keys: Iterable[Key]) -> list[Key]:
+        """The keys whose file is absent or fails :meth:`verify` (headers only). Reads, never writes."""
+        return [k for k in keys if not self.verify(k)]
+
     def ensure(self, keys: Iterable[Key], full_verify: bool = False, workers: int | None = None) -> StoreSummary:
         """Write every expert in ``keys`` whose file is missing or fails :meth:`verify`."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -183,3 +194,19 @@ class DiskReader:
                 done += got
         finally:
             os.close(fd)
+
+
+def build_store(root: str | Path, preset: Preset, seed: int, layers: int | None = None,
+                full_verify: bool = False) -> tuple[ExpertStore, dict]:
+    """Write the expert store an engine of ``preset`` cut to ``layers`` needs (the one step that writes to disk).
+
+    Returns the store and what was done: ``path``, ``files``, ``generated``,
+    ``reused``, ``bytes_written``, ``file_bytes`` and ``seconds``.
+    """
+    store = ExpertStore(root, preset, seed)
+    keys = expert_keys(preset, layers)
+    t0 = time.perf_counter()
+    summary = store.ensure(keys, full_verify=full_verify)
+    return store, {"path": str(store.dir), "files": len(keys), "generated": summary.generated,
+                   "reused": summary.reused, "bytes_written": summary.bytes_written,
+                   "file_bytes": store.file_bytes, "seconds": round(time.perf_counter() - t0, 3)}

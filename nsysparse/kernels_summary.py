@@ -1,0 +1,118 @@
+"""Per-kernel summary: where the GPU's compute time goes, kernel by kernel.
+
+A plain function of two normalised tables (``Trace.kernels`` and the steps
+table), like every analysis: it draws and writes nothing. Its counts,
+totals, minima, maxima and medians equal ``nsys stats --report
+cuda_gpu_kern_sum`` on the same trace; its means and standard deviations
+agree to the 0.1 ns that report prints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .steps import assign_to_steps
+
+COLUMNS = ("name", "short_name", "launches", "total_ns", "per_step_ns", "mean_ns", "min_ns", "max_ns",
+           "p50_ns", "p95_ns", "stddev_ns", "share")
+NAME_WIDTH = 60
+
+
+def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """One row per kernel ``name`` (demangled, as nsys's kernel summary keys it),
+    largest ``total_ns`` first (ties by name).
+
+    - ``name``, ``short_name`` (the first launch's short name)
+    - ``launches``: kernel executions (nsys: Instances)
+    - ``total_ns``: sum of their GPU durations, ns (nsys: Total Time)
+    - ``per_step_ns``: duration of its executions that start inside a
+      non-warm-up step (the step whose window holds the GPU start, as copies
+      are assigned: :func:`nsysparse.steps.assign_to_steps`), divided by the
+      number of non-warm-up steps; null when there are none
+    - ``mean_ns``, ``min_ns``, ``max_ns``, ``p50_ns`` (median), ``p95_ns``
+      (numpy's linear percentile), ``stddev_ns`` (sample, n-1; 0 for a single
+      launch, as nsys prints it): of one execution's duration, ns
+    - ``share``: ``total_ns`` over the total duration of all kernels, the
+      kernel's share of GPU compute time (nsys: Time (%) / 100)
+
+    ``kernels`` needs ``name``, ``short_name``, ``start_ns``, ``dur_ns`` and
+    ``pid``; ``steps`` needs ``step``, ``warmup``, ``pid``, ``start_ns`` and
+    ``end_ns``. CUDA graph runs are not kernels here, as in nsys's report.
+    """
+    if kernels.empty:
+        return _empty()
+    dur = kernels["dur_ns"].to_numpy(dtype=np.int64)
+    name = kernels["name"].astype(str).to_numpy()
+    k = pd.DataFrame({"name": name, "short_name": kernels["short_name"].astype(str).to_numpy(), "dur_ns": dur})
+
+    measured = steps[~steps["warmup"].astype(bool)] if not steps.empty else steps
+    n_steps = len(measured)
+    in_step = assign_to_steps(measured, kernels["start_ns"].to_numpy(), kernels["pid"].to_numpy()) >= 0
+    k["step_dur_ns"] = np.where(in_step, dur, 0)
+
+    g = k.groupby("name", sort=False)
+    d = g["dur_ns"]
+    q = d.quantile([0.5, 0.95]).unstack()
+    out = pd.DataFrame(
+        {
+            "short_name": g["short_name"].first(),
+            "launches": d.size().astype(np.int64),
+            "total_ns": d.sum().astype(np.int64),
+            "step_total_ns": g["step_dur_ns"].sum(),
+            "min_ns": d.min().astype(np.int64),
+            "max_ns": d.max().astype(np.int64),
+            "p50_ns": q[0.5].astype(np.float64),
+            "p95_ns": q[0.95].astype(np.float64),
+            "stddev_ns": d.std(ddof=1).fillna(0.0),
+        }
+    )
+    out["mean_ns"] = out["total_ns"] / out["launches"]
+    out["per_step_ns"] = out["step_total_ns"] / n_steps if n_steps else np.nan
+    grand = int(dur.sum())
+    out["share"] = out["total_ns"] / grand if grand > 0 else np.nan
+    out = out.rename_axis("name").reset_index()
+    out = out.sort_values(["total_ns", "name"], ascending=[False, True], ignore_index=True)
+    return out[list(COLUMNS)]
+
+
+def _empty() -> pd.DataFrame:
+    types = {"name": object, "short_name": object, "launches": np.int64, "total_ns": np.int64,
+             "min_ns": np.int64, "max_ns": np.int64}
+    return pd.DataFrame({c: pd.Series(dtype=types.get(c, np.float64)) for c in COLUMNS})
+
+
+def short_kernel_name(name: str, width: int = NAME_WIDTH) -> str:
+    """``name`` without a leading ``void `` and cut to ``width`` characters (``...`` marks a cut)."""
+    name = name.removeprefix("void ")
+    return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def kernel_summary_lines(df: pd.DataFrame, k: int = 10) -> list[str]:
+    """The top ``k`` rows of :func:`kernel_summary` as aligned text for the terminal
+    report: a header, then name (shortened to 60 characters), launches, total ms,
+    per-step ms, mean/p50/p95 µs and share; ``-`` where a value is null. No rows: []."""
+    if df.empty:
+        return []
+    top = df.head(k)
+
+    def num(values: pd.Series, scale: float, fmt: str) -> list[str]:
+        return ["-" if pd.isna(v) else fmt.format(v / scale) for v in values]
+
+    cols = [
+        [short_kernel_name(n) for n in top["name"]],
+        [str(int(n)) for n in top["launches"]],
+        num(top["total_ns"], 1e6, "{:.3f}"),
+        num(top["per_step_ns"], 1e6, "{:.3f}"),
+        num(top["mean_ns"], 1e3, "{:.1f}"),
+        num(top["p50_ns"], 1e3, "{:.1f}"),
+        num(top["p95_ns"], 1e3, "{:.1f}"),
+        num(top["share"], 0.01, "{:.1f}%"),
+    ]
+    header = ["kernel", "launches", "total ms", "per step ms", "mean µs", "p50 µs", "p95 µs", "share"]
+    widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, cols)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), *(line(list(row)) for row in zip(*cols))]
