@@ -69,6 +69,8 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
                    help="peak GB/s of a link kind: H2D, D2H, D2D, P2P or disk (repeatable)")
     p.add_argument("--window", metavar="START:END",
                    help="analyse only what starts in this span, seconds from the capture's start (either side optional)")
+    p.add_argument("--io-log", dest="io_log", metavar="JSONL",
+                   help="the engine's I/O log: disk reads from it when the trace's ranges carry no byte payloads")
     p.add_argument("--steps", metavar="A:B", help="analyse only steps A to B-1 (a Python slice: 2:5 keeps 2, 3 and 4)")
 
 
@@ -83,6 +85,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(None, "give --window or --steps, not both")
     return Settings(
         window=Window(seconds=seconds, steps=steps) if (seconds or steps) else None,
+        io_log=getattr(args, "io_log", None),
         step=args.step if args.step is not None else d.step,
         wait=args.wait if args.wait is not None else d.wait,
         layer=args.layer if args.layer is not None else d.layer,

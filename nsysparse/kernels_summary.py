@@ -9,6 +9,8 @@ agree to the 0.1 ns that report prints.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -82,9 +84,16 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, np.float64)) for c in COLUMNS})
 
 
+_QUALIFIER = re.compile(r"(?:\(anonymous namespace\)|[A-Za-z_]\w*)::")
+_CAST = re.compile(r"\((?:int|unsigned int|long|bool|char)\)")
+
+
 def short_kernel_name(name: str, width: int = NAME_WIDTH) -> str:
-    """``name`` without a leading ``void `` and cut to ``width`` characters (``...`` marks a cut)."""
-    name = name.removeprefix("void ")
+    """``name`` readable in a column: no leading ``void ``, no namespace
+    qualifiers (``at::native::``), no ``(int)`` casts on template arguments, then
+    cut to ``width`` characters (``...`` marks a cut). Template arguments stay:
+    they are what tell the many ``elementwise_kernel`` instances apart."""
+    name = _CAST.sub("", _QUALIFIER.sub("", name.removeprefix("void ")))
     return name if len(name) <= width else name[: width - 3] + "..."
 
 

@@ -16,17 +16,19 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from . import conventions as C
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
 from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
+from .kernels_summary import kernel_summary
 from .layers import layer_table, layer_windows
 from .links import copies_table, default_peaks, disk_reads, link_bandwidth, step_links
 from .metrics import evaluate
 from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
-from .steps import assign_to_steps, find_steps, step_table, whole_span_step, with_step_bytes
+from .steps import assign_to_steps, find_steps, step_table, whole_span_step, with_step_bytes, with_step_kernels
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .trace import Trace
@@ -39,14 +41,15 @@ class Settings:
     """What to look for. ``given`` names the options the user set explicitly: an
     explicit name that matches nothing is an error, a default one is not."""
 
-    step: str = "step"
-    wait: str = "wait|barrier"
-    layer: str = "moe_layer"
-    io_range: str = "disk_to_cpu"
+    step: str = C.STEP
+    wait: str = C.WAIT
+    layer: str = C.LAYER
+    io_range: str = C.IO_RANGE
     warmup: int | None = None
     link_peaks: dict[str, float] = field(default_factory=dict)
     given: frozenset[str] = frozenset()
     window: Window | None = None
+    io_log: str | None = None  # an engine's JSONL I/O log: the disk link when its ranges carry no payloads
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,13 +67,13 @@ class Settings:
                             steps=tuple(w["steps"]) if w.get("steps") else None)  # type: ignore[arg-type]
         return cls(step=d["step"], wait=d["wait"], layer=d["layer"], io_range=d["io_range"], warmup=d.get("warmup"),
                    link_peaks={k: float(v) for k, v in (d.get("link_peaks") or {}).items()},
-                   given=frozenset(d.get("given") or ()), window=window)
+                   given=frozenset(d.get("given") or ()), window=window, io_log=d.get("io_log"))
 
 
 # Tables a report holds besides those CONTRACT.md lists: what its renderers draw.
 # They are written to the report folder too, so that ``nsysparse show DIR``
 # renders the same report from the folder alone.
-RENDER_TABLES = ("copies", "sync_calls", "gpus", "threads", "gpu_busy")
+RENDER_TABLES = ("copies", "sync_calls", "gpus", "threads", "gpu_busy", "kernels_summary")
 
 
 @dataclass
@@ -130,6 +133,12 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     if "layer" in settings.given and not (ranges["text"] == settings.layer).any():
         raise NothingToAnalyse(path, f"--layer {settings.layer!r} matches no NVTX range; {_names_hint(ranges)}")
     io = disk_reads(ranges, settings.io_range)
+    if io.empty and settings.io_log:
+        from .iolog import log_disk_reads, read_io_log
+
+        io = log_disk_reads(trace, read_io_log(settings.io_log), settings.io_range)
+        notes.append(f"disk reads from the engine's I/O log {settings.io_log} ({len(io)} reads), "
+                     "aligned on its clock mark: the trace's ranges carry no byte payloads")
     if "io_range" in settings.given and not (ranges["text"] == settings.io_range).any():
         raise NothingToAnalyse(path, f"--io-range {settings.io_range!r} matches no NVTX range; {_names_hint(ranges)}")
 
@@ -146,6 +155,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     links = link_bandwidth(copies, peaks)
     sl = step_links(copies, step_of, links)
     st = with_step_bytes(st, copies, step_of, sl)
+    st = with_step_kernels(st, compute)
 
     live = st[~st["warmup"]]
     idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
@@ -177,6 +187,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         "gpus": trace.gpus,
         "threads": trace.threads,
         "gpu_busy": gpu_busy_bins(compute, anyop, st),
+        "kernels_summary": kernel_summary(trace.kernels, st),
     }
     missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls)
     if "kernels" in missing:

@@ -173,3 +173,19 @@ def with_step_bytes(st: pd.DataFrame, copies: pd.DataFrame, step_of: np.ndarray,
     floor = step_links.groupby("step")["floor_ns"].max() if not step_links.empty else pd.Series(dtype="float64")
     st["io_floor_ns"] = np.minimum(floor.reindex(st["step"]).fillna(0.0).to_numpy(), st["dur_ns"].to_numpy())
     return st
+
+
+def with_step_kernels(st: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
+    """``st`` with ``kernels`` (kernels and graph runs whose GPU start lies in the
+    step, by time, whatever thread launched them) and ``kernel_mean_ns`` (their
+    mean duration; null for a step without any)."""
+    st = st.copy()
+    step_of = assign_to_steps(st, compute["start_ns"].to_numpy(), compute["pid"].to_numpy())
+    sel = step_of >= 0
+    n = np.bincount(step_of[sel], minlength=len(st)).astype(np.int64)
+    dur = (compute["end_ns"].to_numpy(dtype=np.float64) - compute["start_ns"].to_numpy(dtype=np.float64))[sel]
+    total = np.bincount(step_of[sel], weights=dur, minlength=len(st))
+    st["kernels"] = n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        st["kernel_mean_ns"] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    return st

@@ -183,7 +183,7 @@ def honour_umask(folder: Path) -> None:
     folder.chmod(0o777 & ~current_umask())
 
 
-def run_report(sqlite: Path, out: Path) -> dict:
+def run_report(sqlite: Path, out: Path, io_log: Path | None = None) -> dict:
     """``nsysparse report`` on ``sqlite`` through the library: ``out`` gets the report folder.
 
     Returns what happened (``status`` ok, failed or unavailable; ``text``, the
@@ -202,7 +202,8 @@ def run_report(sqlite: Path, out: Path) -> dict:
         from nsysparse.render.charts import write_charts
     except ImportError:  # matplotlib missing: tables and text still come
         write_charts = None
-    settings = Settings(step=C.STEP, wait=C.WAIT, layer=C.LAYER, io_range=C.IO_RANGE)
+    settings = Settings(step=C.STEP, wait=C.WAIT, layer=C.LAYER, io_range=C.IO_RANGE,
+                        io_log=str(io_log) if io_log is not None and io_log.exists() else None)
     try:
         with nsysparse.open_trace(sqlite) as trace:
             report = build_report(trace, settings)
@@ -378,7 +379,8 @@ def profile(ns: argparse.Namespace) -> int:
         manifest["bandwidth"] = json.loads(bw_path.read_text()) if rc == 0 and bw_path.is_file() else None
     report: dict | None = None
     if nsys is not None and ns.report:
-        report = run_report(out / manifest["trace"]["sqlite"], out / "report")
+        log_name = (manifest.get("annotations") or {}).get("io_log")
+        report = run_report(out / manifest["trace"]["sqlite"], out / "report", io_log=out / log_name if log_name else None)
         manifest["report"] = {k: v for k, v in report.items() if k not in ("text", "traceback")}
     manifest["files"] = sorted(p.name for p in out.iterdir()) + ["manifest.json"]
     tmp = out / "manifest.json.tmp"

@@ -265,8 +265,8 @@ def test_disk_reads_from_the_io_log_when_ranges_have_no_payload(builder) -> None
     reads = log_disk_reads(trace, log)
     assert reads.to_dict("records") == [{"start_ns": 5_100, "end_ns": 5_400, "dur_ns": 300, "pid": 100, "tid": 102,
                                          "bytes": 4096}]
-    assert list(reads.columns) == list(disk_reads(trace, C.IO_RANGE).columns)
-    assert disk_reads(trace, C.IO_RANGE).empty  # what the report sees without the log
+    assert list(reads.columns) == list(disk_reads(trace.nvtx_ranges, C.IO_RANGE).columns)
+    assert disk_reads(trace.nvtx_ranges, C.IO_RANGE).empty  # what the report sees without the log
 
 
 # ---- building the store is its own step -----------------------------------------------------------------

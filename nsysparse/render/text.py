@@ -6,9 +6,28 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..kernels_summary import kernel_summary_lines
 from ..report import Report, jsonable
 
-TARGET_NAMES = {"host_wait": "host wait (bubble)", "sync": "synchronisation", "gpu_idle_other": "GPU idle, host busy"}
+# What each breakdown category means, as the reports name it (METRICS.md, Breakdown).
+CATEGORY_LABELS = {
+    "gpu_compute": "GPU computing (kernels, graphs)",
+    "launch": "host in other CUDA calls (launches)",
+    "os_call": "host in OS calls",
+    "host_cpu": "host work outside traced calls",
+    "copy_h2d_pinned": "blocked, H2D copy in flight (pinned)",
+    "copy_h2d_pageable": "blocked, H2D copy in flight (pageable)",
+    "copy_d2h": "blocked, D2H copy in flight",
+    "copy_d2d": "blocked, D2D copy in flight",
+    "copy_p2p": "blocked, peer copy in flight",
+    "memset": "blocked, memset in flight",
+    "disk_read": "blocked, disk read in progress",
+    "copy_call": "blocked in a copy call (staging)",
+    "sync_idle": "blocked in a sync call, GPU idle",
+    "host_wait_other": "blocked in a wait, nothing in flight",
+}
 
 
 def _pct(x: float | None) -> str:
@@ -28,8 +47,8 @@ def _bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
-def _target_label(what: str) -> str:
-    return TARGET_NAMES.get(what, what.replace("link:", "link ", 1))
+def _ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f} ms"
 
 
 def _lines(report: Report) -> dict[str, Any]:
@@ -45,6 +64,9 @@ def _lines(report: Report) -> dict[str, Any]:
         f"GPU: {gpu}",
         f"Steps: {s['steps']} ({s['warmup']} warm-up left out, {live} measured) · step time p50 {_num(s['step_ms_p50'], '{:.2f}')} ms · p95 {_num(s['step_ms_p95'], '{:.2f}')} ms",
     ]
+    mean = s.get("step_ms_mean")
+    breakdown = [(cat, CATEGORY_LABELS.get(cat, cat), ms, ms / mean if mean else None)
+                 for cat, ms in (s.get("breakdown") or {}).items() if ms > 0]
     shares = [
         ("host wait (bubble ratio)", s["bubble_ratio"]),
         ("inside sync calls (sync share)", s["sync_share"]),
@@ -61,11 +83,13 @@ def _lines(report: Report) -> dict[str, Any]:
         for l in s["links"]
     ]
     targets = [
-        [f"{i}.", _target_label(t["what"]), f"{t['ms_per_step']:.2f} ms", _pct(t["share"])]
+        [f"{i}.", t["what"], _ms(t["ms_per_step"]), _pct(t["share"]), _ms(t.get("saving_ms")), t.get("lever", "")]
         for i, t in enumerate(s["targets"], 1)
     ]
-    return {"head": head, "shares": shares, "links": links, "targets": targets, "notes": s["notes"],
-            "threads": _sync_threads(report), "layers": _layers(report)}
+    held = [f"{h['holder']}" + (f" (tid {h['tid']})" if h.get("tid") is not None else "") + f" {h['ms_per_step']:.2f} ms"
+            for h in s.get("held_by", [])[:3]]
+    return {"head": head, "breakdown": breakdown, "mean": mean, "shares": shares, "links": links, "targets": targets,
+            "notes": s["notes"], "threads": _sync_threads(report), "layers": _layers(report), "held": held}
 
 
 def _sync_threads(report: Report, k: int = 3) -> list[str]:
@@ -104,13 +128,47 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
     return [fmt(header), *(fmt(r) for r in rows)]
 
 
+BAR = 24  # characters for 100%
+
+
+def _bars(parts: list[tuple[str, str, float, float | None]]) -> list[str]:
+    """One bar per part; the bars of an exclusive breakdown sum to BAR characters
+    (largest remainders get the rounding), so they read as a whole."""
+    shares = np.array([p[3] or 0.0 for p in parts])
+    raw = shares * BAR
+    n = np.floor(raw).astype(int)
+    left = int(round(shares.sum() * BAR)) - int(n.sum())
+    if left > 0:
+        n[np.argsort(-(raw - n))[:left]] += 1
+    return ["#" * int(k) for k in n]
+
+
 def render_text(report: Report) -> str:
-    """The compact terminal report, ending with the top three targets."""
+    """The terminal report: the exclusive breakdown of the step and the ranked
+    targets first, then the overlapping views, threads, layers, links, kernels."""
     c = _lines(report)
-    out = [*c["head"], "", "Where the step goes (measured steps, share of step time)"]
+    out = [*c["head"], ""]
+    if c["breakdown"]:
+        out.append(f"Where the step goes (mean measured step, {_ms(c['mean'])}; exclusive: the parts sum to 100%)")
+        for (cat, label, ms, share), bar in zip(c["breakdown"], _bars(c["breakdown"])):
+            out.append(f"  {label:<40} {ms:>9.2f} ms {_pct(share):>6}  {bar}")
+        out += ["", "Top targets (each part's time per step; the lever; what pulling it would save)"]
+        rows = [[n, what, ms, share, save] for n, what, ms, share, save, _ in c["targets"]]
+        if rows:
+            table = _table(rows, ["#", "target", "per step", "share", "saves"])
+            out.append("  " + table[0])
+            for line, t in zip(table[1:], c["targets"]):
+                out += ["  " + line, f"       {t[5]}"]
+        else:
+            out.append("  none: the GPU computes for the whole step")
+        if c["held"]:
+            out += ["", "Waits held by (per measured step): " + "; ".join(c["held"])]
+        out += ["", "Overlapping views (each a share of the step; they overlap, so they do not add up)"]
+    else:
+        out.append("Where the step goes (measured steps, share of step time)")
     for label, v in c["shares"]:
-        bar = "#" * int(round(20 * v)) if v is not None else ""
-        out.append(f"  {label:<38} {_pct(v):>7}  {bar}")
+        bar = "#" * int(round(BAR * v)) if v is not None else ""
+        out.append(f"  {label:<40} {_pct(v):>7}  {bar}")
     if c["threads"]:
         out += ["", "Sync by thread (share of that thread's steps, or of the run)"]
         out += [f"  {line}" for line in c["threads"]]
@@ -118,8 +176,11 @@ def render_text(report: Report) -> str:
         out += ["", f"Layers: {c['layers']}"]
     out += ["", "Links (whole trace; GB/s = 1e9 B/s; eff = bytes / busy time)"]
     out += ["  " + line for line in _table(c["links"], LINK_HEADER)] if c["links"] else ["  no transfers"]
-    out += ["", "Top targets (step time each costs, per measured step)"]
-    out += [f"  {n} {what:<52} {ms:>10}  {share:>6} of the step" for n, what, ms, share in c["targets"]] or ["  none"]
+    kern = kernel_summary_lines(report.tables["kernels_summary"], 10) if "kernels_summary" in report.tables else []
+    if kern:
+        out += ["", f"Kernels (top {len(kern) - 1} of {len(report.tables['kernels_summary'])} by GPU time; "
+                    "share of all kernel time)"]
+        out += ["  " + line for line in kern]
     if c["notes"]:
         out += ["", *(f"note: {n}" for n in c["notes"])]
     return "\n".join(out) + "\n"
@@ -128,12 +189,21 @@ def render_text(report: Report) -> str:
 def render_markdown(report: Report) -> str:
     """The same content as GitHub Markdown."""
     c = _lines(report)
-    out = [f"### {c['head'][0]}", "", *(f"- {h}" for h in c["head"][1:]), "", "| where the step goes | share |", "| --- | ---: |"]
+    out = [f"### {c['head'][0]}", "", *(f"- {h}" for h in c["head"][1:]), ""]
+    if c["breakdown"]:
+        out += [f"**Where the step goes** (mean measured step, {_ms(c['mean'])}; exclusive: the parts sum to 100%)", "",
+                "| part | ms per step | share |", "| --- | ---: | ---: |"]
+        out += [f"| {label} | {ms:.2f} | {_pct(share)} |" for _, label, ms, share in c["breakdown"]]
+        out += ["", "| # | target | ms per step | share | saves | lever |", "| --- | --- | ---: | ---: | ---: | --- |"]
+        out += ["| " + " | ".join(r) + " |" for r in c["targets"]]
+        if c["held"]:
+            out += ["", "Waits held by (per measured step): " + "; ".join(c["held"])]
+        out += ["", "| overlapping views (they do not add up) | share |", "| --- | ---: |"]
+    else:
+        out += ["| where the step goes | share |", "| --- | ---: |"]
     out += [f"| {label} | {_pct(v)} |" for label, v in c["shares"]]
     out += ["", "| " + " | ".join(LINK_HEADER) + " |", "| --- |" + " ---: |" * (len(LINK_HEADER) - 1)]
     out += ["| " + " | ".join(r) + " |" for r in c["links"]]
-    out += ["", "| # | top target | ms per step | share |", "| --- | --- | ---: | ---: |"]
-    out += ["| " + " | ".join(r) + " |" for r in c["targets"]]
     if c["notes"]:
         out += ["", *(f"> note: {n}" for n in c["notes"])]
     return "\n".join(out) + "\n"
