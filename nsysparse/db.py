@@ -218,9 +218,15 @@ def record_runs(db_path: str | Path, reports: Iterable[Any]) -> list[str]:
 
 def metrics(db_path: str | Path) -> list[str]:
     """The numeric columns of ``runs`` that ``history`` can follow."""
+    import sqlite3
+
     db = _open(db_path, create=False)
     try:
-        if "runs" not in db.table_names():
+        try:
+            names = db.table_names()
+        except sqlite3.DatabaseError as exc:
+            raise NotADatabase(db_path, f"is not a SQLite database ({exc})") from None
+        if "runs" not in names:
             raise NotADatabase(db_path, "has no `runs` table: not an nsysparse results database")
         cols = db["runs"].columns_dict
         return [c for c, t in cols.items() if t in (int, float) and c != "input_size"]

@@ -12,7 +12,7 @@ import pytest
 import sqlite_utils
 
 from nsysparse import db as rdb
-from nsysparse.errors import InputMissing, UsageError
+from nsysparse.errors import InputMissing, NotADatabase, UsageError
 from tests.share_fixture import shared_report
 
 
@@ -138,3 +138,7 @@ def test_errors(tmp_path, disk):
     with pytest.raises(UsageError, match="step_ms_p95"):
         rdb.history(path, "nope")
     assert rdb.history(path, "bubble_ratio")["value"].iloc[0] == disk.summary["bubble_ratio"]
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all, not at all" * 100)
+    with pytest.raises(NotADatabase):
+        rdb.history(junk)
