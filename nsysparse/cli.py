@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=FORMATS, default="text", help="what to print on stdout")
     rep.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     rep.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
+    rep.add_argument("--no-html", dest="no_html", action="store_true", help="skip report.html")
+    rep.add_argument("--perfetto", action="store_true", help="also write timeline.perfetto.json (Perfetto / chrome://tracing)")
+    rep.add_argument("--db", type=Path, metavar="PATH", help="record the run in this results database (SQLite)")
     _analysis_options(rep)
 
     dif = sub.add_parser("diff", help="compare two runs, with bootstrap confidence intervals")
@@ -143,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--scheduler", help="address of a Dask scheduler (default: local processes)")
     bat.add_argument("--on-error", dest="on_error", choices=("raise", "skip"), default="raise")
     bat.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
+    bat.add_argument("--db", type=Path, metavar="PATH", help="record every analysed trace in this results database")
+
+    his = sub.add_parser("history", help="the runs a results database holds, in time order, with a metric's change")
+    his.add_argument("db", type=Path)
+    his.add_argument("--metric", default="step_ms_p50", help="a numeric column of the runs table (default step_ms_p50)")
     _analysis_options(bat)
     return parser
 
@@ -168,15 +176,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = check_out(shown, [path], args.force)
     with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
         report = build_report(trace, settings)
-    charts = None
-    if not args.no_charts:
-        from .render.charts import write_charts
+    write_report_folder(report, out, charts=_drawers(args))
+    if args.db is not None:
+        from .db import record_run
 
-        charts = write_charts
-    write_report_folder(report, out, charts=charts)
+        record_run(args.db, report)
     _print_report(report, args.format)
     if args.format == "text":
         sys.stdout.write(f"wrote {shown}/\n")
+    return 0
+
+
+def _drawers(args: argparse.Namespace) -> Callable[[Report, Path], list[str]] | None:
+    """What draws into the report folder: the charts, then report.html (which
+    inlines them), then the Perfetto timeline, as the options ask."""
+    parts: list[Callable[[Report, Path], list[str]]] = []
+    if not args.no_charts:
+        from .render.charts import write_charts
+
+        parts.append(write_charts)
+    if not args.no_html:
+        from .render.html import write_html_into
+
+        parts.append(write_html_into)
+    if args.perfetto:
+        from .render.perfetto import write_perfetto_into
+
+        parts.append(write_perfetto_into)
+    if not parts:
+        return None
+    return lambda report, folder: [name for draw in parts for name in draw(report, folder)]
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``nsysparse history DB``: the recorded runs in time order with a metric and its change."""
+    from .db import history, history_lines
+
+    sys.stdout.write("\n".join(history_lines(history(args.db, args.metric))) + "\n")
     return 0
 
 
@@ -284,12 +320,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not analysed and failures:
         return int(failures[0]["exit_code"])  # nothing analysed: no folder either
     write_batch(args.out, analysed, failures, paths, settings)
+    if args.db is not None:
+        from .db import record_summary
+
+        for _, res in analysed:
+            record_summary(args.db, res["summary"], res["tables"])
     sys.stdout.write(f"analysed {len(analysed)} of {len(paths)} traces"
                      + (f", skipped {len(failures)} (see {FAILURES})" if failures else "") + f"; wrote {args.out}/\n")
     return 0
 
 
-COMMANDS = {"report": cmd_report, "show": cmd_show, "diff": cmd_diff, "baseline": cmd_baseline, "batch": cmd_batch}
+COMMANDS = {"report": cmd_report, "show": cmd_show, "diff": cmd_diff, "baseline": cmd_baseline, "batch": cmd_batch,
+            "history": cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
