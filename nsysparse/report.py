@@ -20,6 +20,9 @@ from . import conventions as C
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
+from .breakdown import CATEGORIES, os_call_names, segments, step_breakdown
+from .held_by import held_by_table, wait_holders
+from .targets import breakdown_targets
 from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
 from .kernels_summary import kernel_summary
 from .layers import layer_table, layer_windows
@@ -189,6 +192,19 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         "gpu_busy": gpu_busy_bins(compute, anyop, st),
         "kernels_summary": kernel_summary(trace.kernels, st),
     }
+    # ---- the exclusive breakdown, what held the waits, and the targets from them ----
+    os_calls = getattr(trace, "os_calls", None)
+    if os_calls is None:
+        os_calls = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("pid", "tid", "start_ns", "end_ns")}).assign(
+            name=pd.Series(dtype=object))
+    segs = segments(st, compute, trace.api_calls, waits, copies[~copies["device"].isna().to_numpy()], trace.memset,
+                    io, os_calls)
+    bd = step_breakdown(st, segs)
+    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, copies), trace.api_calls)
+    tables["breakdown"] = bd
+    tables["held_by"] = held_by_table(per_wait)
+    os_names = os_call_names(segs, os_calls)
+
     missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls)
     if "kernels" in missing:
         notes.append("kernels were launched but the trace has no kernel records: GPU idle is unknown "
@@ -204,6 +220,8 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
             if "step" in t.columns:
                 t["step"] = t["step"] + first_step
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
+    summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
+    summary["overlapping_targets"] = summary.pop("targets_overlapping")
     unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
                "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}
     for what in missing:
@@ -226,6 +244,50 @@ def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs:
     return live["dur_ns"].to_numpy() - covered
 
 
+def _named_gpu_ops(trace: Trace, copies: pd.DataFrame) -> pd.DataFrame:
+    """Every GPU op with a ``name`` for what-held-the-wait: kernels by short
+    name, copies by class (``H2D pinned`` ...), memsets, graph runs."""
+    cols = ["pid", "start_ns", "end_ns"]
+    gpu_copies = copies[~copies["device"].isna().to_numpy()]
+    parts = [
+        trace.kernels[cols].assign(name=trace.kernels["short_name"].astype(object).to_numpy()),
+        gpu_copies[cols].assign(name=("copy " + gpu_copies["category"].astype(object)).to_numpy()),
+        trace.memset[cols].assign(name="memset"),
+        trace.graph_runs[cols].assign(name="graph run"),
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _breakdown_summary(
+    st: pd.DataFrame, live: pd.DataFrame, bd: pd.DataFrame, held: pd.DataFrame, os_names: pd.DataFrame,
+    copies: pd.DataFrame, step_of: np.ndarray, peaks: dict[str, float],
+) -> dict[str, Any]:
+    """``breakdown`` (category -> mean ms per measured step; sums to the mean
+    step), ``breakdown_share``, ``targets`` (ranked, from the breakdown),
+    ``held_by`` (the top holders of the waits, ms per measured step)."""
+    k = len(live)
+    steps_live = live["step"].to_numpy()
+    mine = bd[bd["step"].isin(steps_live)]
+    per_cat = mine.groupby("category", sort=False)["ns"].sum().reindex(list(CATEGORIES)).fillna(0)
+    total = float(live["dur_ns"].sum())
+    breakdown = {c: (float(v) / k / 1e6 if k else 0.0) for c, v in per_cat.items()}
+    share = {c: (float(v) / total if total > 0 else None) for c, v in per_cat.items()}
+    by_class = (copies.assign(step=step_of)[lambda c: c["step"].isin(steps_live)]
+                .groupby("category")["bytes"].sum() / max(k, 1)).to_dict() if k else {}
+    h = held[held["step"].isin(steps_live)].groupby(["holder", "tid"], dropna=False, sort=False)["ns"].sum()
+    h = h.sort_values(ascending=False)
+    held_rows = [{"holder": holder, "tid": None if pd.isna(tid) else int(tid), "ms_per_step": float(ns) / k / 1e6}
+                 for (holder, tid), ns in h.items()] if k else []
+    top_os = (os_names[os_names["step"].isin(steps_live)].groupby("name")["ns"].sum().sort_values(ascending=False)
+              .head(3).index.astype(str).tolist())
+    kernels = float(live["kernels"].mean()) if k else None
+    kmean = float(live["kernel_mean_ns"].mean()) / 1e3 if k and live["kernel_mean_ns"].notna().any() else None
+    mean_step_ms = total / k / 1e6 if k else 0.0
+    targets = breakdown_targets(breakdown, mean_step_ms, by_class, peaks, kernels, kmean, top_os,
+                                held_rows[0]["holder"] if held_rows else None)
+    return {"breakdown": breakdown, "breakdown_share": share, "targets": targets, "held_by": held_rows[:10]}
+
+
 def _ratio(num: float, den: float) -> float | None:
     return float(num) / float(den) if den > 0 else None  # plain floats: JSON-ready
 
@@ -242,7 +304,7 @@ def _summary(
         **evaluate(live),
         "overlap_by_device": records(overlap),
         "links": records(links),
-        "targets": top_targets(live, idle_other, sl, links),
+        "targets_overlapping": top_targets(live, idle_other, sl, links),
         "input": trace.identity(),
         "settings": settings.to_dict(),
         "notes": list(notes),

@@ -38,6 +38,7 @@ COPY_CLASS = {
     "copy_p2p": "P2P",
 }
 TARGET_KEYS = ("what", "ms_per_step", "share", "saving_ms", "lever")
+MIN_TARGET_MS = 0.0005  # half a microsecond per step: below it a cause is noise, not a target
 
 
 def _mb(b: float) -> str:
@@ -65,7 +66,7 @@ def breakdown_targets(
     launches = (f"{kernels_per_step:.0f} kernels launched per step"
                 + (f", {kernel_mean_us:.1f} µs mean" if kernel_mean_us is not None else "")) if kernels_per_step else ""
     for what, ms in breakdown_ms.items():
-        if what == "gpu_compute" or not ms > 0:
+        if what == "gpu_compute" or not ms >= MIN_TARGET_MS:
             continue
         saving: float | None = None
         if what in COPY_PEAK_KIND:

@@ -47,6 +47,23 @@ def _bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
+MIN_SHARE = 0.001  # parts below 0.1% of the step are summed into one line
+
+
+def _visible_parts(breakdown: dict[str, float], mean: float | None) -> list[tuple[str, str, float, float | None]]:
+    """(category, label, ms, share) of each part of the step at or above
+    MIN_SHARE, then one line for the rest: the lines still sum to the step."""
+    if not breakdown or not mean:
+        return []
+    rows = [(c, CATEGORY_LABELS.get(c, c), ms, ms / mean) for c, ms in breakdown.items()]
+    big = [r for r in rows if r[3] >= MIN_SHARE]
+    rest = [r for r in rows if 0 < r[3] < MIN_SHARE]
+    if rest:
+        ms = sum(r[2] for r in rest)
+        big.append(("other", f"{len(rest)} smaller parts", ms, ms / mean))
+    return big
+
+
 def _ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f} ms"
 
@@ -65,8 +82,7 @@ def _lines(report: Report) -> dict[str, Any]:
         f"Steps: {s['steps']} ({s['warmup']} warm-up left out, {live} measured) · step time p50 {_num(s['step_ms_p50'], '{:.2f}')} ms · p95 {_num(s['step_ms_p95'], '{:.2f}')} ms",
     ]
     mean = s.get("step_ms_mean")
-    breakdown = [(cat, CATEGORY_LABELS.get(cat, cat), ms, ms / mean if mean else None)
-                 for cat, ms in (s.get("breakdown") or {}).items() if ms > 0]
+    breakdown = _visible_parts(s.get("breakdown") or {}, mean)
     shares = [
         ("host wait (bubble ratio)", s["bubble_ratio"]),
         ("inside sync calls (sync share)", s["sync_share"]),
@@ -129,6 +145,7 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
 
 
 BAR = 24  # characters for 100%
+TOP_TARGETS = 5
 
 
 def _bars(parts: list[tuple[str, str, float, float | None]]) -> list[str]:
@@ -153,13 +170,13 @@ def render_text(report: Report) -> str:
         for (cat, label, ms, share), bar in zip(c["breakdown"], _bars(c["breakdown"])):
             out.append(f"  {label:<40} {ms:>9.2f} ms {_pct(share):>6}  {bar}")
         out += ["", "Top targets (each part's time per step; the lever; what pulling it would save)"]
-        rows = [[n, what, ms, share, save] for n, what, ms, share, save, _ in c["targets"]]
-        if rows:
-            table = _table(rows, ["#", "target", "per step", "share", "saves"])
-            out.append("  " + table[0])
-            for line, t in zip(table[1:], c["targets"]):
-                out += ["  " + line, f"       {t[5]}"]
-        else:
+        shown = [t for t in c["targets"] if t[2] != "n/a"][:TOP_TARGETS]
+        for n, what, ms, share, save, lever in shown:
+            out.append(f"  {n:<3} {what:<18} {ms:>10} {share:>6}  saves {save:>10}")
+            out.append(f"      {lever}")
+        if len(c["targets"]) > len(shown):
+            out.append(f"  ({len(c['targets']) - len(shown)} more in summary.json)")
+        if not shown:
             out.append("  none: the GPU computes for the whole step")
         if c["held"]:
             out += ["", "Waits held by (per measured step): " + "; ".join(c["held"])]
@@ -194,7 +211,7 @@ def render_markdown(report: Report) -> str:
         out += [f"**Where the step goes** (mean measured step, {_ms(c['mean'])}; exclusive: the parts sum to 100%)", "",
                 "| part | ms per step | share |", "| --- | ---: | ---: |"]
         out += [f"| {label} | {ms:.2f} | {_pct(share)} |" for _, label, ms, share in c["breakdown"]]
-        out += ["", "| # | target | ms per step | share | saves | lever |", "| --- | --- | ---: | ---: | ---: | --- |"]
+        out += ["", "| # | top target | ms per step | share | saves | lever |", "| --- | --- | ---: | ---: | ---: | --- |"]
         out += ["| " + " | ".join(r) + " |" for r in c["targets"]]
         if c["held"]:
             out += ["", "Waits held by (per measured step): " + "; ".join(c["held"])]

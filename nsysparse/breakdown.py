@@ -1,0 +1,206 @@
+"""Where the step goes, exactly: each step split into exclusive causes that sum
+to its duration.
+
+At each instant of a step ``[start, end)``, on the step's thread, the first rule
+that holds names the instant (this order is the contract, docs/METRICS.md):
+
+1. ``gpu_compute``: a kernel or CUDA-graph run of the step's process runs on any GPU.
+2. The step's thread is *busy* (not inside a wait range, a synchronising call or
+   a copy call): copies or disk reads running meanwhile are hidden behind host
+   work and cost the step nothing, so the time is the host's:
+   ``launch`` inside any other CUDA API call, else ``os_call`` inside an OS
+   runtime call (``OSRT_API``, when traced), else ``host_cpu`` (outside any
+   traced call: Python, CPU work).
+3. Otherwise the thread is *blocked*, and the time goes to what it waits on:
+   ``copy_h2d_pinned``, ``copy_h2d_pageable``, ``copy_d2h``, ``copy_d2d``,
+   ``copy_p2p``, ``memset`` when such an operation of the process is in flight
+   (in that order); else ``disk_read`` when a disk read (the ``--io-range``
+   ranges) of the process is in progress on any thread; else ``copy_call``
+   (inside a memcpy/memset call with nothing in flight: staging a pageable
+   copy), ``sync_idle`` (inside a synchronising call) or ``host_wait_other``
+   (inside a wait range), in that order.
+
+"Synchronising call" is METRICS.md's list (``schema.SYNC_CALLS``); a copy call
+is any ``cudaMemcpy*``/``cudaMemset*``/``cuMemcpy*``/``cuMemset*`` call, async
+or not. Integer nanoseconds throughout.
+
+The sweep: per step thread, each kind of interval is merged into a sorted
+disjoint set once; every set's boundaries inside the thread's steps cut the
+steps into elementary segments, on which each set is either on or off
+(``searchsorted``); ``np.select`` applies the rules and ``bincount`` sums the
+segment lengths per (step, category). Cost: one sort per set, linear in the
+rows; the loop runs over step threads, never rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from . import intervals as iv
+from . import schema as S
+
+CATEGORIES: tuple[str, ...] = (
+    "gpu_compute", "launch", "os_call", "host_cpu",
+    "copy_h2d_pinned", "copy_h2d_pageable", "copy_d2h", "copy_d2d", "copy_p2p", "memset",
+    "disk_read", "copy_call", "sync_idle", "host_wait_other",
+)
+HOST_CATEGORIES = ("launch", "os_call", "host_cpu")
+BLOCKED_CATEGORIES = CATEGORIES[4:]
+COPY_CALL_PREFIXES = ("cudaMemcpy", "cudaMemset", "cuMemcpy", "cuMemset")
+# the copies table's class of each copy category (links.copy_category)
+COPY_CLASSES = {"copy_h2d_pinned": "H2D pinned", "copy_h2d_pageable": "H2D pageable", "copy_d2h": "D2H",
+                "copy_d2d": "D2D", "copy_p2p": "P2P"}
+BREAKDOWN_COLUMNS = ["step", "category", "ns", "share"]
+
+I64 = npt.NDArray[np.int64]
+
+
+def classify_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
+    """``api_calls`` (pid, tid, start_ns, end_ns, base_name) with ``kind``: ``sync``
+    (a synchronising call: blocking copies and fills are both, and count as
+    sync), ``copy`` (any other memcpy/memset call) or ``other``. Classified per
+    distinct base name, not per row."""
+    names = pd.Series(api_calls["base_name"].astype(object).unique(), dtype=object)
+    kind = np.where(names.isin(S.SYNC_CALLS), "sync",
+                    np.where(names.str.startswith(COPY_CALL_PREFIXES).fillna(False), "copy", "other"))
+    lookup = dict(zip(names, kind))
+    out = api_calls[["pid", "tid", "start_ns", "end_ns"]].copy()
+    out["kind"] = api_calls["base_name"].astype(object).map(lookup).to_numpy(dtype=object)
+    return out
+
+
+def _set(df: pd.DataFrame, lo: int, hi: int) -> tuple[I64, I64]:
+    """The union of ``df``'s intervals cut to ``[lo, hi)``."""
+    if df.empty:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return iv.union(*iv.clip(df["start_ns"].to_numpy(), df["end_ns"].to_numpy(), lo, hi))
+
+
+def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
+    """Whether each time ``t`` lies inside the normalised set ``(us, ue)``."""
+    if us.size == 0:
+        return np.zeros(t.size, dtype=bool)
+    i = np.searchsorted(us, t, side="right") - 1
+    ic = np.clip(i, 0, None)
+    return (i >= 0) & (t < ue[ic])
+
+
+def segments(
+    steps: pd.DataFrame,
+    compute: pd.DataFrame,
+    api_calls: pd.DataFrame,
+    waits: pd.DataFrame,
+    copies: pd.DataFrame,
+    memsets: pd.DataFrame,
+    disk: pd.DataFrame,
+    os_calls: pd.DataFrame,
+) -> pd.DataFrame:
+    """Every step cut into elementary segments, each with its category:
+    ``step``, ``start_ns``, ``end_ns``, ``category`` (an index into CATEGORIES),
+    ``pid``, ``tid``. The segments of a step tile it exactly. Inputs as for
+    :func:`step_breakdown`."""
+    calls = classify_calls(api_calls)
+    cat_copy = copies.assign(cls=_copy_class(copies))
+    parts = []
+    for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
+        st = st.sort_values("start_ns")
+        lo, hi = int(st["start_ns"].min()), int(st["end_ns"].max())
+        if hi <= lo:
+            continue
+        own = (lambda df: df[(df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)])
+        proc = (lambda df: df[df["pid"].to_numpy() == pid])
+        c = own(calls)
+        pc = proc(cat_copy)
+        sets = [
+            _set(proc(compute), lo, hi),                       # 0 gpu
+            _set(own(waits), lo, hi),                          # 1 wait
+            _set(c[c["kind"] == "sync"], lo, hi),              # 2 sync call
+            _set(c[c["kind"] == "copy"], lo, hi),              # 3 copy call
+            _set(c[c["kind"] == "other"], lo, hi),             # 4 other CUDA call
+            _set(own(os_calls), lo, hi),                       # 5 OS call
+            *(_set(pc[pc["cls"] == cls], lo, hi) for cls in COPY_CLASSES.values()),  # 6-10
+            _set(proc(memsets), lo, hi),                       # 11 memset
+            _set(proc(disk), lo, hi),                          # 12 disk read
+        ]
+        bounds = np.unique(np.concatenate(
+            [st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64), *(x for s in sets for x in s)]))
+        seg_s, seg_e = bounds[:-1], bounds[1:]
+        # the step holding each segment (steps of one thread do not overlap)
+        ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
+        k = np.searchsorted(ss, seg_s, side="right") - 1
+        kc = np.clip(k, 0, None)
+        inside = (k >= 0) & (seg_s < se[kc])
+        seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
+        on = [_on(us, ue, seg_s) for us, ue in sets]
+        gpu, wait, sync, ccall, other, osc = on[:6]
+        pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
+        blocked = wait | sync | ccall
+        cat = np.select(
+            [gpu, ~blocked & other, ~blocked & osc, ~blocked,
+             pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
+            list(range(13)), default=13,
+        )
+        parts.append(pd.DataFrame({"step": st["step"].to_numpy()[k], "start_ns": seg_s, "end_ns": seg_e,
+                                   "category": cat.astype(np.int64), "pid": pid, "tid": tid}))
+    if not parts:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
+                             "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype="int64"),
+                             "pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64")})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _copy_class(copies: pd.DataFrame) -> npt.NDArray[np.object_]:
+    if "category" in copies:
+        return copies["category"].astype(object).to_numpy()
+    from .links import copy_category
+
+    return copy_category(copies["copy_kind"], copies["src_kind"])
+
+
+def step_breakdown(steps: pd.DataFrame, segs: pd.DataFrame) -> pd.DataFrame:
+    """Per step and category (every category, zeros included, in CATEGORIES
+    order): ``step``, ``category``, ``ns`` (exclusive time, int64; a step's
+    categories sum to its ``dur_ns`` exactly), ``share`` (ns / dur_ns; 0 for a
+    zero-length step). ``segs`` from :func:`segments`."""
+    n, m = len(steps), len(CATEGORIES)
+    pos = pd.Index(steps["step"].to_numpy()).get_indexer(segs["step"].to_numpy())
+    flat = pos * m + segs["category"].to_numpy()
+    ns = np.bincount(flat, weights=(segs["end_ns"] - segs["start_ns"]).to_numpy(np.float64),
+                     minlength=n * m).reshape(n, m)
+    ns = np.rint(ns).astype(np.int64)  # sums of int64 lengths: exact below 2**53 ns (104 days)
+    dur = steps["dur_ns"].to_numpy(np.int64)
+    return pd.DataFrame({
+        "step": np.repeat(steps["step"].to_numpy(np.int64), m),
+        "category": np.tile(np.array(CATEGORIES, dtype=object), n),
+        "ns": ns.ravel(),
+        "share": (ns / np.where(dur > 0, dur, 1)[:, None]).ravel(),
+    })[BREAKDOWN_COLUMNS]
+
+
+def breakdown_wide(long: pd.DataFrame) -> pd.DataFrame:
+    """The long breakdown as one row per step (index ``step``), one int64 column per category."""
+    wide = long.pivot(index="step", columns="category", values="ns")
+    return wide.reindex(columns=list(CATEGORIES)).fillna(0).astype("int64")
+
+
+def os_call_names(segs: pd.DataFrame, os_calls: pd.DataFrame) -> pd.DataFrame:
+    """Which OS calls hold the ``os_call`` time: per step and call name, ``ns``
+    of ``os_call`` segments that the call covers (the latest-started call of the
+    thread covering the segment's start). Columns ``step``, ``name``, ``ns``."""
+    code = CATEGORIES.index("os_call")
+    sg = segs[segs["category"].to_numpy() == code]
+    empty = pd.DataFrame({"step": pd.Series(dtype="int64"), "name": pd.Series(dtype=object), "ns": pd.Series(dtype="int64")})
+    if sg.empty or os_calls.empty:
+        return empty
+    parts = []
+    for (pid, tid), g in sg.groupby(["pid", "tid"], sort=False):
+        oc = os_calls[(os_calls["pid"].to_numpy() == pid) & (os_calls["tid"].to_numpy() == tid)].sort_values("start_ns")
+        s = oc["start_ns"].to_numpy(np.int64)
+        i = np.clip(np.searchsorted(s, g["start_ns"].to_numpy(np.int64), side="right") - 1, 0, None)
+        parts.append(pd.DataFrame({"step": g["step"].to_numpy(), "name": oc["name"].astype(object).to_numpy()[i],
+                                   "ns": (g["end_ns"] - g["start_ns"]).to_numpy()}))
+    if not parts:
+        return empty
+    return pd.concat(parts).groupby(["step", "name"], as_index=False)["ns"].sum()

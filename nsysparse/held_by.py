@@ -1,0 +1,164 @@
+"""What held each wait: for every wait of a step's thread, the activity on
+another thread or on the GPU whose end released it.
+
+The waits are the union of the step thread's wait ranges, clipped to the step
+(engines nest a C++ barrier inside a Python one: one wait, not two). For a
+wait ``[ws, we)`` the candidates are the activities of the same process on
+other threads, or on the GPU, that end inside ``(ws, we + TOLERANCE_NS]``: a
+thread that signals the waiter often closes its range a few microseconds after
+the signal, so an end just past the wait's end still released it.
+
+- NVTX ranges come first: they are the engine's own names for its work (the
+  fetch thread's ``disk_to_cpu``, ``cpu_to_gpu``). The holder is the one that
+  ended last; when it encloses other ranges (``task_execute`` around
+  ``disk_to_cpu`` and ``cpu_to_gpu``), the enclosed range that overlapped the
+  wait most is named instead, down to a leaf.
+- Without a range, the GPU op (kernel, copy, memset, graph run) that ended
+  last; then the CUDA API call on another thread that ended last.
+- With none, the holder is ``(none)``.
+
+``held_by_table`` sums the waits per step and holder: per step, its ``ns``
+add up to the step's wait time (``steps.wait_ns``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import intervals as iv
+
+TOLERANCE_NS = 20_000
+NONE = "(none)"
+WAIT_COLUMNS = ["step", "wait_start_ns", "wait_end_ns", "ns", "holder", "holder_kind", "tid"]
+HELD_BY_COLUMNS = ["step", "holder", "tid", "ns"]
+
+
+def step_waits(steps: pd.DataFrame, waits: pd.DataFrame) -> pd.DataFrame:
+    """The waits of each step: the union of the step thread's wait ranges, cut
+    to the step: ``step``, ``pid``, ``tid``, ``wait_start_ns``, ``wait_end_ns``."""
+    parts = []
+    for (pid, tid), st in steps.groupby(["pid", "tid"], sort=False):  # one pass per step thread
+        w = waits[(waits["pid"].to_numpy() == pid) & (waits["tid"].to_numpy() == tid)]
+        if w.empty:
+            continue
+        us, ue = iv.union(w["start_ns"].to_numpy(), w["end_ns"].to_numpy())
+        st = st.sort_values("start_ns")
+        ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
+        # each merged wait against the steps it overlaps (a wait across a step edge splits)
+        first = np.searchsorted(se, us, side="right")
+        last = np.searchsorted(ss, ue, side="left")
+        count = np.clip(last - first, 0, None)
+        wi = np.repeat(np.arange(us.size), count)
+        si = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+        a, b = np.maximum(us[wi], ss[si]), np.minimum(ue[wi], se[si])
+        keep = b > a
+        parts.append(pd.DataFrame({"step": st["step"].to_numpy()[si[keep]], "pid": pid, "tid": tid,
+                                   "wait_start_ns": a[keep], "wait_end_ns": b[keep]}))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("step", "pid", "tid", "wait_start_ns", "wait_end_ns")})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _latest_ending(cand: pd.DataFrame, w: pd.DataFrame, tol: int) -> np.ndarray:
+    """For each wait row of ``w``, the row of ``cand`` (sorted by end_ns) with the
+    latest end in ``(wait_start, wait_end + tol]``, or -1."""
+    if cand.empty or w.empty:
+        return np.full(len(w), -1, dtype=np.int64)
+    ends = cand["end_ns"].to_numpy(np.int64)
+    i = np.searchsorted(ends, w["wait_end_ns"].to_numpy(np.int64) + tol, side="right") - 1
+    ok = (i >= 0) & (ends[np.clip(i, 0, None)] > w["wait_start_ns"].to_numpy(np.int64))
+    return np.where(ok, i, -1)
+
+
+def wait_holders(
+    steps: pd.DataFrame,
+    waits: pd.DataFrame,
+    ranges: pd.DataFrame,
+    gpu_ops: pd.DataFrame,
+    api_calls: pd.DataFrame,
+    tol_ns: int = TOLERANCE_NS,
+) -> pd.DataFrame:
+    """One row per wait (WAIT_COLUMNS): the step, the wait's span and length
+    ``ns``, ``holder`` (a range's text, a GPU op's name, an API call's name, or
+    ``(none)``), ``holder_kind`` (``range``, ``gpu``, ``call``, ``none``) and the
+    holder's ``tid`` (null for a GPU op or none). ``ranges`` is the NVTX range
+    table (``range_id``, ``parent``, text, times, pid, tid); ``gpu_ops`` has
+    ``pid``, ``start_ns``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
+    sw = step_waits(steps, waits)
+    out = []
+    for (pid, tid), w in sw.groupby(["pid", "tid"], sort=False):  # one pass per waiting thread
+        w = w.reset_index(drop=True)
+        holder = np.full(len(w), NONE, dtype=object)
+        kind = np.full(len(w), "none", dtype=object)
+        htid = pd.array([pd.NA] * len(w), dtype="Int64")
+        todo = np.ones(len(w), dtype=bool)
+        r = ranges[(ranges["pid"].to_numpy() == pid) & (ranges["tid"].to_numpy() != tid)].sort_values("end_ns")
+        hit = _latest_ending(r, w, tol_ns)
+        if (hit >= 0).any():
+            sel = hit >= 0
+            rid = r["range_id"].to_numpy()[hit[sel]]
+            rid = _descend(rid, w.loc[sel, "wait_start_ns"].to_numpy(), w.loc[sel, "wait_end_ns"].to_numpy(), ranges)
+            by_id = ranges.set_index("range_id")
+            holder[sel] = by_id.loc[rid, "text"].astype(object).to_numpy()
+            kind[sel] = "range"
+            htid[np.flatnonzero(sel)] = by_id.loc[rid, "tid"].to_numpy()
+            todo &= ~sel
+        for table, what in ((gpu_ops, "gpu"), (api_calls, "call")):
+            if not todo.any():
+                break
+            c = table[table["pid"].to_numpy() == pid]
+            if what == "call":
+                c = c[c["tid"].to_numpy() != tid]
+            c = c.sort_values("end_ns")
+            hit = _latest_ending(c, w, tol_ns)
+            sel = todo & (hit >= 0)
+            if sel.any():
+                holder[sel] = c["name"].astype(object).to_numpy()[hit[sel]]
+                kind[sel] = what
+                if what == "call":
+                    htid[np.flatnonzero(sel)] = c["tid"].to_numpy()[hit[sel]]
+                todo &= ~sel
+        out.append(pd.DataFrame({
+            "step": w["step"].to_numpy(), "wait_start_ns": w["wait_start_ns"].to_numpy(),
+            "wait_end_ns": w["wait_end_ns"].to_numpy(), "ns": (w["wait_end_ns"] - w["wait_start_ns"]).to_numpy(),
+            "holder": holder, "holder_kind": kind, "tid": htid,
+        }))
+    if not out:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "wait_start_ns": pd.Series(dtype="int64"),
+                             "wait_end_ns": pd.Series(dtype="int64"), "ns": pd.Series(dtype="int64"),
+                             "holder": pd.Series(dtype=object), "holder_kind": pd.Series(dtype=object),
+                             "tid": pd.Series(dtype="Int64")})
+    return pd.concat(out, ignore_index=True)[WAIT_COLUMNS]
+
+
+def _descend(rid: np.ndarray, ws: np.ndarray, we: np.ndarray, ranges: pd.DataFrame, max_depth: int = 8) -> np.ndarray:
+    """From each chosen range down to the enclosed range that overlapped its wait
+    most, level by level (a loop over nesting levels, never over waits)."""
+    rid = np.asarray(rid).copy()
+    kids = ranges[ranges["parent"].notna()][["range_id", "parent", "start_ns", "end_ns"]]
+    if kids.empty:
+        return rid
+    kids = kids.assign(parent=kids["parent"].astype("int64"))
+    for _ in range(max_depth):
+        pairs = pd.DataFrame({"w": np.arange(rid.size), "parent": rid, "ws": ws, "we": we}).merge(kids, on="parent")
+        if pairs.empty:
+            break
+        pairs["ov"] = np.minimum(pairs["end_ns"], pairs["we"]) - np.maximum(pairs["start_ns"], pairs["ws"])
+        pairs = pairs[pairs["ov"] > 0]
+        if pairs.empty:
+            break
+        best = pairs.sort_values(["w", "ov"], ascending=[True, False]).drop_duplicates("w")
+        rid[best["w"].to_numpy()] = best["range_id"].to_numpy()
+    return rid
+
+
+def held_by_table(per_wait: pd.DataFrame) -> pd.DataFrame:
+    """Per step and holder: ``step``, ``holder``, ``tid`` (the holder's thread,
+    null for GPU ops and none), ``ns`` (wait time it held), largest first per step."""
+    if per_wait.empty:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "holder": pd.Series(dtype=object),
+                             "tid": pd.Series(dtype="Int64"), "ns": pd.Series(dtype="int64")})
+    g = per_wait.groupby(["step", "holder", "tid"], dropna=False, sort=False)["ns"].sum().reset_index()
+    g["tid"] = g["tid"].astype("Int64")
+    return g.sort_values(["step", "ns"], ascending=[True, False], ignore_index=True)[HELD_BY_COLUMNS]
