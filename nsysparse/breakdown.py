@@ -58,13 +58,14 @@ I64 = npt.NDArray[np.int64]
 
 
 def classify_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
-    """``api_calls`` (pid, tid, start_ns, end_ns, base_name) with ``kind``: ``sync``
-    (a synchronising call: blocking copies and fills are both, and count as
-    sync), ``copy`` (any other memcpy/memset call) or ``other``. Classified per
+    """``api_calls`` (pid, tid, start_ns, end_ns, base_name) with ``kind``: ``copy``
+    (any memcpy/memset call, async or blocking: a blocking ``cudaMemcpy`` is a
+    copy call first, so its time with no copy in flight is ``copy_call``),
+    ``sync`` (any other synchronising call) or ``other``. Classified per
     distinct base name, not per row."""
     names = pd.Series(api_calls["base_name"].astype(object).unique(), dtype=object)
-    kind = np.where(names.isin(S.SYNC_CALLS), "sync",
-                    np.where(names.str.startswith(COPY_CALL_PREFIXES).fillna(False), "copy", "other"))
+    is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
+    kind = np.where(is_copy, "copy", np.where(names.isin(S.SYNC_CALLS), "sync", "other"))
     lookup = dict(zip(names, kind))
     out = api_calls[["pid", "tid", "start_ns", "end_ns"]].copy()
     out["kind"] = api_calls["base_name"].astype(object).map(lookup).to_numpy(dtype=object)

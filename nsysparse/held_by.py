@@ -9,10 +9,13 @@ thread that signals the waiter often closes its range a few microseconds after
 the signal, so an end just past the wait's end still released it.
 
 - NVTX ranges come first: they are the engine's own names for its work (the
-  fetch thread's ``disk_to_cpu``, ``cpu_to_gpu``). The holder is the one that
-  ended last; when it encloses other ranges (``task_execute`` around
-  ``disk_to_cpu`` and ``cpu_to_gpu``), the enclosed range that overlapped the
-  wait most is named instead, down to a leaf.
+  fetch thread's ``disk_to_cpu``, ``cpu_to_gpu``). Ranges that are waits
+  themselves are passed over, for they only relay what they waited on: a wait
+  range (``--wait``) or a range at least half spent inside synchronising calls
+  (a ``cuda_stream_sync`` range around ``cudaStreamSynchronize``). The holder
+  is the range that ended last; when it encloses other ranges
+  (``task_execute`` around ``disk_to_cpu`` and ``cpu_to_gpu``), the enclosed
+  range that overlapped the wait most is named instead, down to a leaf.
 - Without a range, the GPU op (kernel, copy, memset, graph run) that ended
   last; then the CUDA API call on another thread that ended last.
 - With none, the holder is ``(none)``.
@@ -71,12 +74,24 @@ def _latest_ending(cand: pd.DataFrame, w: pd.DataFrame, tol: int) -> np.ndarray:
     return np.where(ok, i, -1)
 
 
+def relaying_ranges(ranges: pd.DataFrame, waits: pd.DataFrame, sync_calls: pd.DataFrame) -> np.ndarray:
+    """``range_id`` of the ranges that only relay a wait: the wait ranges, and the
+    ranges at least half covered by synchronising calls on their own thread."""
+    ids = set(waits["range_id"].tolist()) if "range_id" in waits else set()
+    if len(sync_calls) and len(ranges):
+        covered = iv.clipped_union_by_thread(sync_calls, ranges.reset_index(drop=True))
+        dur = ranges["dur_ns"].to_numpy()
+        ids |= set(ranges["range_id"].to_numpy()[(dur > 0) & (2 * covered >= dur)].tolist())
+    return np.array(sorted(ids), dtype=np.int64)
+
+
 def wait_holders(
     steps: pd.DataFrame,
     waits: pd.DataFrame,
     ranges: pd.DataFrame,
     gpu_ops: pd.DataFrame,
     api_calls: pd.DataFrame,
+    sync_calls: pd.DataFrame | None = None,
     tol_ns: int = TOLERANCE_NS,
 ) -> pd.DataFrame:
     """One row per wait (WAIT_COLUMNS): the step, the wait's span and length
@@ -86,6 +101,8 @@ def wait_holders(
     table (``range_id``, ``parent``, text, times, pid, tid); ``gpu_ops`` has
     ``pid``, ``start_ns``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
     sw = step_waits(steps, waits)
+    relays = relaying_ranges(ranges, waits, sync_calls if sync_calls is not None else api_calls.iloc[0:0])
+    workers = ranges[~ranges["range_id"].isin(relays)]
     out = []
     for (pid, tid), w in sw.groupby(["pid", "tid"], sort=False):  # one pass per waiting thread
         w = w.reset_index(drop=True)
@@ -93,12 +110,12 @@ def wait_holders(
         kind = np.full(len(w), "none", dtype=object)
         htid = pd.array([pd.NA] * len(w), dtype="Int64")
         todo = np.ones(len(w), dtype=bool)
-        r = ranges[(ranges["pid"].to_numpy() == pid) & (ranges["tid"].to_numpy() != tid)].sort_values("end_ns")
+        r = workers[(workers["pid"].to_numpy() == pid) & (workers["tid"].to_numpy() != tid)].sort_values("end_ns")
         hit = _latest_ending(r, w, tol_ns)
         if (hit >= 0).any():
             sel = hit >= 0
             rid = r["range_id"].to_numpy()[hit[sel]]
-            rid = _descend(rid, w.loc[sel, "wait_start_ns"].to_numpy(), w.loc[sel, "wait_end_ns"].to_numpy(), ranges)
+            rid = _descend(rid, w.loc[sel, "wait_start_ns"].to_numpy(), w.loc[sel, "wait_end_ns"].to_numpy(), workers)
             by_id = ranges.set_index("range_id")
             holder[sel] = by_id.loc[rid, "text"].astype(object).to_numpy()
             kind[sel] = "range"

@@ -200,7 +200,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     segs = segments(st, compute, trace.api_calls, waits, copies[~copies["device"].isna().to_numpy()], trace.memset,
                     io, os_calls)
     bd = step_breakdown(st, segs)
-    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, copies), trace.api_calls)
+    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, copies), trace.api_calls, syncs)
     tables["breakdown"] = bd
     tables["held_by"] = held_by_table(per_wait)
     os_names = os_call_names(segs, os_calls)
