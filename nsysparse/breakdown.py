@@ -205,3 +205,21 @@ def os_call_names(segs: pd.DataFrame, os_calls: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return empty
     return pd.concat(parts).groupby(["step", "name"], as_index=False)["ns"].sum()
+
+
+def merged_runs(segs: pd.DataFrame, steps: list[int]) -> pd.DataFrame:
+    """The segments of ``steps`` with neighbours of one category merged: ``step``,
+    ``start_ns``, ``end_ns``, ``category`` (its name): the breakdown band a
+    timeline draws under its step."""
+    sg = segs[segs["step"].isin(steps)].sort_values(["step", "start_ns"])
+    if sg.empty:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
+                             "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype=object)})
+    st, c = sg["step"].to_numpy(), sg["category"].to_numpy()
+    new = np.r_[True, (st[1:] != st[:-1]) | (c[1:] != c[:-1]) | (sg["start_ns"].to_numpy()[1:] != sg["end_ns"].to_numpy()[:-1])]
+    run = np.cumsum(new) - 1
+    ends = np.zeros(run[-1] + 1, dtype=np.int64)
+    np.maximum.at(ends, run, sg["end_ns"].to_numpy())
+    first = np.flatnonzero(new)
+    return pd.DataFrame({"step": st[first], "start_ns": sg["start_ns"].to_numpy()[first], "end_ns": ends,
+                         "category": np.array(CATEGORIES, dtype=object)[c[first]]})

@@ -20,7 +20,7 @@ from . import conventions as C
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
-from .breakdown import CATEGORIES, os_call_names, segments, step_breakdown
+from .breakdown import CATEGORIES, merged_runs, os_call_names, segments, step_breakdown
 from .held_by import held_by_table, wait_holders
 from .targets import breakdown_targets
 from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
@@ -31,6 +31,7 @@ from .metrics import evaluate
 from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
+from .steps import shown_steps
 from .steps import assign_to_steps, find_steps, step_table, whole_span_step, with_step_bytes, with_step_kernels
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
@@ -76,7 +77,7 @@ class Settings:
 # Tables a report holds besides those CONTRACT.md lists: what its renderers draw.
 # They are written to the report folder too, so that ``nsysparse show DIR``
 # renders the same report from the folder alone.
-RENDER_TABLES = ("copies", "sync_calls", "gpus", "threads", "gpu_busy", "kernels_summary")
+RENDER_TABLES = ("copies", "sync_calls", "gpus", "threads", "gpu_busy", "kernels_summary", "breakdown_segments")
 
 
 @dataclass
@@ -202,6 +203,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     bd = step_breakdown(st, segs)
     per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, copies), trace.api_calls, syncs)
     tables["breakdown"] = bd
+    tables["breakdown_segments"] = merged_runs(segs, shown_steps(st))
     tables["held_by"] = held_by_table(per_wait)
     os_names = os_call_names(segs, os_calls)
 

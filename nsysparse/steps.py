@@ -189,3 +189,28 @@ def with_step_kernels(st: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         st["kernel_mean_ns"] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
     return st
+
+
+def representative_step(steps: pd.DataFrame) -> pd.Series | None:
+    """The step a timeline shows: of the non-warm-up steps (all steps when every
+    one is warm-up), the one whose duration is the median. With an even count the
+    two middle steps are equally close to the median; the shorter one (the lower
+    median) is taken, then the earlier one. None when there are no steps."""
+    if steps.empty:
+        return None
+    live = steps[~steps["warmup"].astype(bool)]
+    pool = live if not live.empty else steps
+    ordered = pool.sort_values(["dur_ns", "step"], kind="stable")
+    return ordered.iloc[(len(ordered) - 1) // 2]
+
+
+def shown_steps(steps: pd.DataFrame) -> list[int]:
+    """The steps the timelines show: the representative one, then the slowest and
+    the fastest measured step (without repeats)."""
+    rep = representative_step(steps)
+    if rep is None:
+        return []
+    live = steps[~steps["warmup"].astype(bool)]
+    pool = live if not live.empty else steps
+    picks = [int(rep["step"]), int(pool.loc[pool["dur_ns"].idxmax(), "step"]), int(pool.loc[pool["dur_ns"].idxmin(), "step"])]
+    return list(dict.fromkeys(picks))

@@ -11,35 +11,30 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ...report import Report
-from .style import MAX_STEP_BARS, FONT, SYNC
+from ...breakdown import CATEGORIES, breakdown_wide
+from ..labels import CATEGORY_LABELS
+from .style import CATEGORY_COLOURS, MAX_STEP_BARS, FONT
 from .style import text_note as _text_note
 
 
 def step_breakdown(report: Report) -> pd.DataFrame:
-    """Per step: ``step``, ``warmup``, ``dur_ns``, ``wait_ns`` (union of wait ranges
-    on the step's thread), ``sync_only_ns`` (synchronising calls outside those
-    waits), ``other_ns`` (the rest); the three parts sum to ``dur_ns``. Read from
-    the steps table: the renderer computes nothing."""
+    """Per step: ``step``, ``warmup``, ``dur_ns`` and one int64 column per
+    breakdown category (CATEGORIES order), which sum to ``dur_ns``. Read from the
+    report's breakdown table: the renderer computes nothing."""
     st = report.tables["steps"].reset_index(drop=True)
-    dur = st["dur_ns"].to_numpy(dtype=np.int64)
-    wait = st["wait_ns"].to_numpy(dtype=np.int64)
-    sync = st["sync_outside_wait_ns"].to_numpy(dtype=np.int64)
-    return pd.DataFrame(
-        {
-            "step": st["step"].to_numpy(),
-            "warmup": st["warmup"].to_numpy(dtype=bool),
-            "dur_ns": dur,
-            "wait_ns": wait,
-            "sync_only_ns": sync,
-            "other_ns": dur - wait - sync,
-        }
-    )
+    wide = breakdown_wide(report.tables["breakdown"]).reindex(st["step"]).fillna(0).astype("int64")
+    out = pd.DataFrame({"step": st["step"].to_numpy(), "warmup": st["warmup"].to_numpy(dtype=bool),
+                        "dur_ns": st["dur_ns"].to_numpy(dtype=np.int64)})
+    for c in CATEGORIES:
+        out[c] = wide[c].to_numpy()
+    return out
 
 
 def steps_figure(report: Report) -> Figure:
-    """Per step, a stacked bar of wait, sync outside wait and the rest, in ms.
-    Warm-up steps are hatched and labelled; one far above the others is cut at
-    the top with its value written on it, so the other bars stay readable."""
+    """Per step, a stacked bar of its exclusive breakdown (the categories sum to
+    the step), in ms. Warm-up steps are hatched and labelled; one far above the
+    others is cut at the top with its value written on it, so the other bars
+    stay readable."""
     b = step_breakdown(report)
     n = len(b)
     fig = Figure(figsize=(min(13.0, max(6.5, 0.3 * n + 3)), 4.6), layout="constrained")
@@ -49,7 +44,7 @@ def steps_figure(report: Report) -> Figure:
         _text_note(ax, "no steps")
         return fig
     x = b["step"].to_numpy()
-    parts = [("wait", b["wait_ns"], "#d9534f"), ("sync outside wait", b["sync_only_ns"], SYNC), ("other", b["other_ns"], "#8aa1b4")]
+    parts = [(CATEGORY_LABELS[c], b[c], CATEGORY_COLOURS[c]) for c in CATEGORIES]
     warm = b["warmup"].to_numpy()
     bottom = np.zeros(n)
     width = 0.8 if n < 400 else 1.0
@@ -96,9 +91,7 @@ def steps_figure(report: Report) -> Figure:
     ax.set_xlabel("step")
     ax.set_ylabel("step time (ms)")
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=FONT, frameon=False)
-    title = "Where each step's time goes"
-    if not b["wait_ns"].any():
-        title += f"  (no range matches --wait {report.settings.wait!r})"
+    title = "Where each step's time goes (exclusive: the parts sum to the step)"
     ax.set_title(title, loc="left", fontsize=11)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.5)
     ax.set_axisbelow(True)

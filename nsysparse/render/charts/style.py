@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from ... import schema as S
+from ...steps import representative_step  # noqa: F401  (the charts' step, re-exported)
 
 DPI = 120
 MAX_BARS = 5000  # per lane and colour: beyond this, sub-pixel neighbours are merged into their union
@@ -28,6 +29,24 @@ LINK_COLOURS = {
     "other copy": "#8c564b",
     "disk": DISK,
 }
+# One colour per breakdown category: blue for the GPU, greys for the host's own
+# work, the link colours for copies, warm colours for what blocks the host.
+CATEGORY_COLOURS = {
+    "gpu_compute": KERNEL,
+    "launch": "#9e9ac8",
+    "os_call": "#c7c7c7",
+    "host_cpu": "#8aa1b4",
+    "copy_h2d_pinned": "#2e9d4c",
+    "copy_h2d_pageable": "#c9b800",
+    "copy_d2h": "#8e5cc4",
+    "copy_d2d": "#27b5c9",
+    "copy_p2p": "#e052a8",
+    "memset": MEMSET,
+    "disk_read": DISK,
+    "copy_call": "#f0a45d",
+    "sync_idle": SYNC,
+    "host_wait_other": "#f4c7c3",
+}
 NVTX_PALETTE = [  # light fills so black text inside stays readable
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
     "#dbdb8d", "#9edae5", "#d9d9d9", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1",
@@ -37,19 +56,6 @@ HORIZONTAL: dict[str, object] = (
     {"orientation": "horizontal"} if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10) else {"vert": False}
 )
 SHORT_KIND = {S.H2D: "H2D", S.D2H: "D2H", S.D2D: "D2D", S.P2P: "P2P", S.DISK_TO_HOST: "Disk"}
-
-
-def representative_step(steps: pd.DataFrame) -> pd.Series | None:
-    """The step a timeline shows: of the non-warm-up steps (all steps when every
-    one is warm-up), the one whose duration is the median. With an even count the
-    two middle steps are equally close to the median; the shorter one (the lower
-    median) is taken, then the earlier one. None when there are no steps."""
-    if steps.empty:
-        return None
-    live = steps[~steps["warmup"].astype(bool)]
-    pool = live if not live.empty else steps
-    ordered = pool.sort_values(["dur_ns", "step"], kind="stable")
-    return ordered.iloc[(len(ordered) - 1) // 2]
 
 
 def text_note(ax: Axes, msg: str) -> None:

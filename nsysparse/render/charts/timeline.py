@@ -14,7 +14,8 @@ from matplotlib.patches import Patch
 
 from ... import intervals as iv
 from ...report import Report
-from .style import DPI, MAX_BARS, FONT, KERNEL, MEMSET, SYNC, DISK, LINK_COLOURS, NVTX_PALETTE, representative_step
+from ..labels import CATEGORY_LABELS
+from .style import CATEGORY_COLOURS, DPI, MAX_BARS, FONT, KERNEL, MEMSET, SYNC, DISK, LINK_COLOURS, NVTX_PALETTE, representative_step
 from .style import text_note as _text_note, size_text as _size_text
 from dataclasses import dataclass
 
@@ -63,6 +64,7 @@ def timeline_lanes(report: Report, step: pd.Series, max_threads: int = 4) -> lis
     """The lanes of the timeline of ``step``, top to bottom; every lane holds at
     least one interval inside the step window.
 
+    - the step's exclusive breakdown, one colour per category (the band);
     - the step thread's NVTX ranges, one lane per depth (the step range itself
       left out: it is the window);
     - the step thread's synchronising calls, labelled by base name;
@@ -79,6 +81,13 @@ def timeline_lanes(report: Report, step: pd.Series, max_threads: int = 4) -> lis
     names = {(int(p), int(t)): str(n) for p, t, n in zip(thr["pid"], thr["tid"], thr["name"]) if n is not None}
     io_range = report.settings.io_range
     lanes: list[Lane] = []
+
+    seg = report.tables.get("breakdown_segments")
+    if seg is not None and len(seg):
+        seg = seg[seg["step"] == int(step["step"])]
+        if len(seg):
+            cats = seg["category"].astype(object)
+            lanes.append(_lane("where the step goes", seg, lo, hi, cats.map(CATEGORY_COLOURS), cats, "breakdown"))
 
     r = _in_window(report.tables["nvtx_ranges"], lo, hi)
     rid = step.get("range_id")
@@ -250,6 +259,11 @@ def _timeline_legend(lanes: list[Lane], io_range: str, named: set[str], max_rang
         handles.append(Patch(color=DISK, label=f"disk read ({io_range})"))
     if SYNC in present:
         handles.append(Patch(color=SYNC, label="sync call"))
+    band = [ln for ln in lanes if ln.kind == "breakdown"]
+    if band:
+        shown = set(pd.unique(band[0].text))
+        handles += [Patch(color=CATEGORY_COLOURS[c], label=f"step: {CATEGORY_LABELS[c]}") for c in CATEGORY_COLOURS
+                    if c in shown]
     unnamed: dict[str, str] = {}
     for ln in lanes:
         if ln.kind in ("nvtx", "thread"):
