@@ -273,7 +273,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         pct = DEFAULT_THRESHOLD_PCT if args.threshold is None else args.threshold
         worse = regressions(d, pct)
         for r in worse:
-            print(f"{b}: regression: {r['section']} {r['name']} {r['change_pct']:+.1f}% "
+            of = " of A's mean step" if r["section"] == "breakdown" else ""
+            print(f"{b}: regression: {r['section']} {r['name']} {r['change_pct']:+.1f}%{of} "
                   f"({r['a']:.4g} -> {r['b']:.4g} {r['unit']}), beyond {pct:g}% and not noise", file=sys.stderr)
         if worse:
             return 7

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .breakdown import CATEGORIES, breakdown_wide
 from .metrics import METRICS, STEP_SUM_COLUMNS
 from .report import Report, Settings, jsonable
 from .steps import assign_to_steps
@@ -186,6 +187,7 @@ class _Run:
     range_mean_all: dict[str, float]  # whole-trace mean CPU duration per name
     copies: pd.DataFrame          # link, bytes, share_ns
     link_gbps: dict[str, float]   # effective GB/s of each link (the report's)
+    cats: np.ndarray | None = None  # live steps x CATEGORIES: exclusive ns (None without a breakdown)
 
 
 def _run_data(report: Report) -> _Run:
@@ -217,7 +219,11 @@ def _run_data(report: Report) -> _Run:
                            "share_ns": share})
     links = report.tables["links"]
     gbps = dict(zip(links["link"], links["gbps_effective"]))
-    return _Run(live, range_sum, range_cnt, names, mean_all, copies, gbps)
+    cats = None
+    if "breakdown" in report.tables:
+        wide = breakdown_wide(report.tables["breakdown"]).reindex(live["step"]).fillna(0)
+        cats = wide[list(CATEGORIES)].to_numpy(dtype=np.float64)
+    return _Run(live, range_sum, range_cnt, names, mean_all, copies, gbps, cats)
 
 
 # ---------------------------------------------------------------- the three tables
@@ -236,6 +242,8 @@ def _step_stat(run: _Run) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
         with np.errstate(invalid="ignore", divide="ignore"):
             out = {f"metric:{name}": m.fn(sums, dur_ms[idx], n) for name, m in METRICS.items()}
             out["ranges"] = (w @ run.range_sum) / (w @ run.range_cnt)
+            if run.cats is not None:
+                out["breakdown"] = (w @ run.cats) / n / 1e6
         return out
 
     return stat
@@ -252,6 +260,24 @@ def _metric_rows(report_a: Report, report_b: Report, A: _Run, B: _Run,
         if a is not None and b is not None and enough:
             ci = interval(boot[1][f"metric:{name}"] - boot[0][f"metric:{name}"])
         rows.append(_row(name, unit, a, b, ci, len(A.live), len(B.live)))
+    return rows
+
+
+def _breakdown_rows(A: _Run, B: _Run, boot: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Each breakdown category's mean ms per measured step, A against B, resampled
+    by steps like the summary metrics (categories that are zero in both left out)."""
+    if A.cats is None or B.cats is None:
+        return []
+    enough = len(A.live) >= 2 and len(B.live) >= 2
+    a = A.cats.sum(axis=0) / max(len(A.live), 1) / 1e6
+    b = B.cats.sum(axis=0) / max(len(B.live), 1) / 1e6
+    rows = []
+    for i, name in enumerate(CATEGORIES):
+        if a[i] == 0 and b[i] == 0:
+            continue
+        ci = interval(boot[1]["breakdown"][:, i] - boot[0]["breakdown"][:, i]) if enough else (None, None)
+        rows.append(_row(name, "ms", float(a[i]) if len(A.live) else None, float(b[i]) if len(B.live) else None,
+                         ci, len(A.live), len(B.live)))
     return rows
 
 
@@ -305,6 +331,15 @@ def _side(report: Report, run: _Run, given: Path | None) -> dict[str, Any]:
             "measured_steps": len(run.live)}
 
 
+def _steps_with_breakdown(report: Report) -> pd.DataFrame:
+    """The steps table with one ns column per breakdown category (for the chart)."""
+    st = report.tables["steps"]
+    if "breakdown" not in report.tables:
+        return st
+    wide = breakdown_wide(report.tables["breakdown"]).reindex(st["step"]).fillna(0).astype("int64")
+    return pd.concat([st.reset_index(drop=True), wide.reset_index(drop=True)], axis=1)
+
+
 def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | None = None) -> Diff:
     """Compare run B against run A (both built with the same settings). ``given``:
     the paths the user named (a ``.nsys-rep`` is read through a temporary export)."""
@@ -321,9 +356,10 @@ def diff_reports(report_a: Report, report_b: Report, given: tuple[Path, Path] | 
         a=_side(report_a, A, given and given[0]), b=_side(report_b, B, given and given[1]), settings=report_a.settings,
         metrics=_metric_rows(report_a, report_b, A, B, boot),
         ranges=_range_rows(A, B, boot),
+        breakdown=_breakdown_rows(A, B, boot),
         links=_link_rows(A, B, rng),
         notes=notes,
-        steps_a=report_a.tables["steps"], steps_b=report_b.tables["steps"],
+        steps_a=_steps_with_breakdown(report_a), steps_b=_steps_with_breakdown(report_b),
     )
 
 
@@ -337,17 +373,20 @@ HIGHER_IS_WORSE = ("step_ms_p50", "step_ms_p95", "step_ms_mean")
 def regressions(d: Diff, threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> list[dict[str, Any]]:
     """The headline figures of B that are worse than A's by more than
     ``threshold_pct`` percent with a bootstrap interval that excludes zero:
-    step time (p50, p95, mean) and each breakdown category's ms per step
-    (higher is worse), each link's effective GB/s (lower is worse). Each row is
-    the diff row plus ``change_pct`` (B against A, signed) and ``section``."""
+    step time (p50, p95, mean: relative to A's value), each breakdown
+    category's ms per step (relative to A's mean step, so a cause that grows
+    from nothing counts and a tiny one does not), each link's effective GB/s
+    (lower is worse, relative to A's). Each row is the diff row plus
+    ``change_pct`` (signed) and ``section``."""
+    mean_a = next((r["a"] for r in d.metrics if r["name"] == "step_ms_mean"), None)
+    rows = [("metrics", r, +1, r["a"]) for r in d.metrics if r["name"] in HIGHER_IS_WORSE]
+    rows += [("breakdown", r, +1, mean_a) for r in d.breakdown]
+    rows += [("links", r, -1, r["a"]) for r in d.links]
     out = []
-    rows = [("metrics", r, +1) for r in d.metrics if r["name"] in HIGHER_IS_WORSE]
-    rows += [("breakdown", r, +1) for r in d.breakdown]
-    rows += [("links", r, -1) for r in d.links]
-    for section, r, worse in rows:
-        if r["verdict"] != CHANGED or r["a"] is None or r["b"] is None or not r["a"]:
+    for section, r, worse, base in rows:
+        if r["verdict"] != CHANGED or r["a"] is None or r["b"] is None or not base:
             continue
-        change = 100.0 * r["delta"] / abs(r["a"])
+        change = 100.0 * r["delta"] / abs(base)
         if worse * change > threshold_pct:
             out.append({**r, "section": section, "change_pct": change})
     return out

@@ -198,7 +198,7 @@ def test_no_step_ranges_no_nvtx(builder, tmp_path: Path) -> None:
     r = build_report(open_trace(path))
     assert r.tables["nvtx_ranges"].empty
     lanes = timeline_lanes(r, representative_step(r.tables["steps"]))
-    assert [ln.label for ln in lanes] == ["tid 100 · sync calls", "GPU 0 · stream 7"]
+    assert [ln.label for ln in lanes] == ["where the step goes", "tid 100 · sync calls", "GPU 0 · stream 7"]
     _charts(path, tmp_path / "out")
 
 

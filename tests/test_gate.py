@@ -27,6 +27,8 @@ def test_a_slower_run_fails_the_gate(tmp_path: Path, capsys) -> None:
     lines = [line for line in err if " regression: metrics step_ms_mean " in line]
     assert len(lines) == 1 and lines[0].startswith(f"{DISK}: regression: metrics step_ms_mean +")
     assert lines[0].endswith("beyond 5% and not noise")
+    disk = [line for line in err if " regression: breakdown disk_read " in line]
+    assert len(disk) == 1 and "% of A's mean step (0 -> " in disk[0]  # a cause that grew from nothing
 
 
 def test_a_faster_run_passes_the_gate(tmp_path: Path, capsys) -> None:

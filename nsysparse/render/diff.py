@@ -16,6 +16,8 @@ from matplotlib.patches import Patch
 from .. import __version__
 from ..diff import CHANGED, CONFIDENCE, RESAMPLES, Diff
 from ..metrics import METRICS
+from ..breakdown import CATEGORIES
+from .labels import CATEGORY_LABELS
 from ..report import jsonable
 from .files import atomic_dir, write_json
 
@@ -71,7 +73,9 @@ def _sections(d: Diff) -> tuple[list[str], list[tuple[str, list[str], list[list[
     ranges, more = _ranked_ranges(d)
     range_title = "Ranges (mean CPU time per instance)" + (f"; {more} more in diff.json" if more else "")
     return head, [
-        ("Summary metrics (measured steps)", ["metric", *hdr], _rows(d.metrics, lambda n: LABELS.get(n, n))),
+        ("Where the step goes (exclusive breakdown, ms per measured step)", ["part", *hdr],
+         _rows(d.breakdown, lambda n: CATEGORY_LABELS.get(n, n))),
+        ("Summary metrics (measured steps; the ratios overlap)", ["metric", *hdr], _rows(d.metrics, lambda n: LABELS.get(n, n))),
         (range_title, ["range", *hdr], _rows(ranges)),
         ("Links (effective GB/s = bytes / busy time, 1e9 B/s)", ["link", *hdr], _rows(d.links)),
     ]
@@ -112,30 +116,32 @@ def render_json(d: Diff) -> str:
 
 RENDERERS: dict[str, Callable[[Diff], str]] = {"text": render_text, "markdown": render_markdown, "json": render_json}
 
-PARTS = (("wait_ns", "host wait", "#d62728"), ("sync_ns", "sync", "#ff7f0e"), ("other_ns", "other", "#1f77b4"))
+def parts(steps: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column, label, colour) of the stacked parts: the breakdown's categories."""
+    from .charts.style import CATEGORY_COLOURS
+
+    return [(c, CATEGORY_LABELS[c], CATEGORY_COLOURS[c]) for c in CATEGORIES if c in steps and steps[c].any()]
 
 
 def breakdown(steps: pd.DataFrame) -> pd.DataFrame:
-    """Per step, in ms: ``wait``, ``sync`` and ``other`` (the rest of the step;
-    a sync inside a wait range counts in both, so ``other`` is clipped at 0)."""
-    dur = steps["dur_ns"].to_numpy(dtype=np.float64)
-    wait = steps["wait_ns"].to_numpy(dtype=np.float64)
-    sync = steps["sync_ns"].to_numpy(dtype=np.float64)
-    return pd.DataFrame({
-        "step": steps["step"].to_numpy(), "warmup": steps["warmup"].to_numpy(dtype=bool),
-        "wait_ns": wait / 1e6, "sync_ns": sync / 1e6, "other_ns": np.clip(dur - wait - sync, 0, None) / 1e6,
-    })
+    """Per step, in ms: each breakdown category (the parts sum to the step)."""
+    out = pd.DataFrame({"step": steps["step"].to_numpy(), "warmup": steps["warmup"].to_numpy(dtype=bool)})
+    for c in CATEGORIES:
+        if c in steps:
+            out[c] = steps[c].to_numpy(dtype=np.float64) / 1e6
+    return out
 
 
 def write_diff_chart(d: Diff, folder: Path) -> list[str]:
-    """``diff_steps.png``: each run's per-step breakdown (host wait, sync, other)
-    as stacked bars, A and B side by side on one ms scale; warm-up steps faded.
+    """``diff_steps.png``: each run's per-step exclusive breakdown as stacked bars, A and B side by side on one ms scale; warm-up steps faded.
     The scale fits the measured steps (a warm-up step can be 100x longer): a
     taller bar is cut and labelled with its length."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     runs = [("A", d.a, breakdown(d.steps_a), d.steps_a), ("B", d.b, breakdown(d.steps_b), d.steps_b)]
-    live_tops = [bd.loc[~bd["warmup"], ["wait_ns", "sync_ns", "other_ns"]].sum(axis=1).max() for _, _, bd, _ in runs]
+    shown = {c: (c, label, colour) for _, _, _, st in runs for c, label, colour in parts(st)}
+    PARTS = [shown[c] for c in CATEGORIES if c in shown]
+    live_tops = [bd.loc[~bd["warmup"], [c for c, _, _ in PARTS if c in bd]].sum(axis=1).max() for _, _, bd, _ in runs]
     live_tops = [t for t in live_tops if np.isfinite(t) and t > 0]
     top = 1.15 * max(live_tops) if live_tops else None
     for ax, (tag, side, bd, steps) in zip(axes, runs):
@@ -143,6 +149,8 @@ def write_diff_chart(d: Diff, folder: Path) -> list[str]:
         bottom = np.zeros(len(bd))
         edge = "white" if len(bd) <= 60 else "none"
         for col, label, color in PARTS:
+            if col not in bd:
+                continue
             h = bd[col].to_numpy()
             colors = [(color, 0.35 if w else 1.0) for w in bd["warmup"]]
             ax.bar(x, h, bottom=bottom, color=colors, edgecolor=edge, linewidth=0.5)
@@ -164,7 +172,7 @@ def write_diff_chart(d: Diff, folder: Path) -> list[str]:
     if top is not None:
         axes[0].set_ylim(0, top)
     axes[0].set_ylabel("ms")
-    fig.legend(handles=[Patch(color=c, label=label) for _, label, c in PARTS], loc="outside right upper", fontsize=9)
+    fig.legend(handles=[Patch(color=c, label=label) for _, label, c in PARTS], loc="outside right upper", fontsize=8)
     fig.suptitle("Per-step breakdown, A vs B", fontsize=11)
     fig.savefig(folder / CHART, dpi=110)
     return [CHART]
