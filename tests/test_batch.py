@@ -79,7 +79,7 @@ def test_a_dataset_reads_as_one_table(batch_out) -> None:
     assert counts["offload_host"] == counts["offload_host-2"] == 5 and counts["tiny_matmul_copy"] == 1
     # every table the report writes is a dataset with one partition per analysed trace
     tables = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert "nvtx_ranges" in tables and "memcpy" in tables and len(tables) == 15 + len(RENDER_TABLES)
+    assert "nvtx_ranges" in tables and "memcpy" in tables and len(tables) == 17 + len(RENDER_TABLES)  # + breakdown, held_by
     for table in tables:
         assert len(list((out / table).iterdir())) == 5
         ds.dataset(out / table, partitioning="hive").to_table()  # one schema across traces

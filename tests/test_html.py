@@ -101,7 +101,7 @@ def test_breakdown_band_sums_to_the_step(report):
 def test_works_without_the_new_tables(report):
     bare = type(report)(input=report.input, settings=report.settings,
                         tables={k: v for k, v in report.tables.items() if k not in ("copies", "sync_calls", "breakdown", "kernels_summary", "threads", "gpus")},
-                        summary={k: v for k, v in report.summary.items() if k != "breakdown"}, notes=[], trace=report.trace)
+                        summary={k: v for k, v in report.summary.items() if k != "breakdown"}, notes=[])
     page = render_html(bare)
     assert 'id="timeline-data"' in page and 'id="breakdown"' not in page and 'id="kernels"' not in page
 

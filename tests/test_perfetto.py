@@ -115,7 +115,7 @@ def test_overlapping_start_end_ranges_go_to_an_overflow_lane(report, tmp_path):
     b = row.assign(range_id=10_001, start_ns=200, end_ns=400, dur_ns=200, kind="start_end", depth=0, parent=None)
     tables = {"nvtx_ranges": pd.concat([a, b], ignore_index=True)}
     small = type(report)(input=report.input, settings=report.settings, tables=tables, summary=report.summary,
-                         notes=[], trace=report.trace)
+                         notes=[])
     write_perfetto(small, tmp_path / "t.json")
     ev = [e for e in json.loads((tmp_path / "t.json").read_text())["traceEvents"] if e["ph"] == "X"]
     assert sorted(e["tid"] // LANE_TID for e in ev) == [0, 1]

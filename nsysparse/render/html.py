@@ -212,7 +212,7 @@ def _targets_section(report: Report) -> str:
         if has_saving:
             cells.append(f'<td class="n">{esc(fmt_ms(t.get("saving_ms"), 3))}</td>')
         if has_lever:
-            cells.append(f"<td>{esc(t.get('lever') or '')}</td>")
+            cells.append(f'<td class="wrap">{esc(t.get("lever") or "")}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     th = "".join(f'<th class="{"n" if h not in ("target", "lever") else ""}">{esc(h)}</th>' for h in header)
     return f"""
@@ -555,7 +555,7 @@ svg.bar{width:100%;height:36px;display:block;border-radius:4px;overflow:hidden}
 .tw{overflow-x:auto}
 table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums;min-width:50%}
 th,td{padding:3px 10px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
-th{font-weight:600;background:#f4f6f8}td.n,th.n{text-align:right}
+th{font-weight:600;background:#f4f6f8}td.n,th.n{text-align:right}td.wrap{white-space:normal;min-width:320px}
 table.kern td:first-child{max-width:520px;overflow:hidden;text-overflow:ellipsis}
 .tl-bar{display:flex;align-items:center;gap:8px;flex-wrap:wrap;margin-bottom:6px}
 .tl-help{color:var(--mut);font-size:12px;margin-left:auto}
