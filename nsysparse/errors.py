@@ -49,3 +49,8 @@ class NothingToAnalyse(NsysParseError):
     """A range name or pattern given by the user matches nothing (exit 6)."""
 
     exit_code = 6
+
+
+class InputLocked(NotADatabase):
+    """The input is locked by a program writing it (exit 4, its own message):
+    a file still being exported reads as neither corrupt nor finished."""
