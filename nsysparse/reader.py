@@ -163,6 +163,9 @@ class Reader:
                     cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
                     cur.execute(sql, tuple(params) if params else None)
                     table = cur.fetch_arrow_table()
+                    # the driver passes text through unchecked: a broken UTF-8 string (old
+                    # exports hold some) fails here and the sqlite3 path replaces its bytes
+                    table.validate(full=True)
             except Exception:  # noqa: BLE001 - the sqlite3 path below re-runs it and raises what applies
                 table = None
             if table is not None and table.num_rows > 0:
@@ -209,6 +212,8 @@ class Reader:
                 self.note(f"{table} has no column {c.name}: read as empty")
                 continue
             present.add(c.name)
+            if src != c.name:
+                self.note(f"{table} has no column {c.name}: {src} read instead")
             q = f'"{src}"'
             if c.type == S.TEXT:
                 exprs.append(f'CAST({q} AS TEXT) AS "{c.name}"')
@@ -238,7 +243,7 @@ class Reader:
         if decl.unique and decl.unique in present and len(df):
             dup = df.duplicated(decl.unique, keep="first").to_numpy()
             if dup.any():
-                self.note(f"{table}: {int(dup.sum()):,} rows repeat a {decl.unique} already seen: the first of each kept")
+                self.note(f"{table}: {int(dup.sum()):,} rows repeat the {decl.unique} of an earlier row: the first of each kept")
                 df = df[~dup].reset_index(drop=True)
         return df
 
