@@ -55,6 +55,11 @@ class NothingToAnalyse(NsysParseError):
     exit_code = 6
 
 
+class InputLocked(NotADatabase):
+    """The input is locked by a program writing it (exit 4, its own message):
+    a file still being exported reads as neither corrupt nor finished."""
+
+
 class OutputUnwritable(NsysParseError):
     """The output folder cannot be written: permission denied, a read-only file
     system, or the disk is full (exit 8). Nothing of the user's was changed."""

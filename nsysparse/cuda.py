@@ -1,0 +1,230 @@
+"""CUDA API calls, GPU ops, synchronisation, GPUs, threads and OS runtime calls,
+each read through its declaration in :mod:`nsysparse.schema`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import schema as S
+from .errors import NotAnExport
+from .reader import Reader, categorical, recode
+
+
+def decode(rd: Reader, codes: pd.Series, enum: S.Table, what: str) -> np.ndarray:
+    """Labels of ``codes``: through the export's ENUM table when it has one, else
+    through the documented numeric codes (schema.py names their source), with a note."""
+    labels = rd.lookup(enum, "id", "label")
+    if labels.empty:
+        table = enum.name
+        rd.note(f"the export has no {table}: {what} decoded from the codes nsys documents there")
+        mapping: dict = enum.extra["codes"]
+    else:
+        mapping = {int(k): str(v) for k, v in labels.items()}
+    return codes.map(mapping).fillna(S.UNKNOWN_LABEL).to_numpy(dtype=object)
+
+
+def api_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
+    """CUDA runtime and driver API calls (columns: Trace.api_calls)."""
+    df = rd.read(S.RUNTIME)
+    if df is None or df.empty:
+        return S.empty_frame(S.RUNTIME.out)
+    names = categorical(strings, df["nameId"])
+    stripped = [S.BASE_NAME_SUFFIX.sub("", str(n)) for n in names.categories]  # per distinct name
+    bcodes, bcats = pd.factorize(np.asarray(stripped, dtype=object))
+    base = pd.Categorical.from_codes(recode(names.codes, bcodes), categories=pd.Index(bcats, dtype=object))
+    gt = df["globalTid"].astype("int64")
+    out = pd.DataFrame(
+        {
+            "name": names,
+            "base_name": base,
+            "start_ns": df["start"].astype("int64").to_numpy(),
+            "end_ns": df["end"].astype("int64").to_numpy(),
+            "pid": S.pid_of(gt),
+            "tid": S.tid_of(gt),
+            "correlation_id": df["correlationId"].fillna(-1).astype("int64").to_numpy(),
+            "return_value": pd.array(df["returnValue"].astype("Int64"), dtype="Int64"),
+        }
+    )
+    out["dur_ns"] = out["end_ns"] - out["start_ns"]
+    return S.conform(out.sort_values("start_ns", kind="stable", ignore_index=True), S.RUNTIME.out)
+
+
+class Ops:
+    """GPU-op tables joined to the API calls that launched them."""
+
+    def __init__(self, rd: Reader, strings: pd.Series, api: pd.DataFrame) -> None:
+        self.rd, self.strings, self.api = rd, strings, api
+        corr = api["correlation_id"].to_numpy()
+        key = (api["pid"].to_numpy().astype(np.int64) << 32) | (corr & 0xFFFFFFFF)
+        key = np.where(corr >= 0, key, -1)
+        order = np.argsort(key, kind="stable")  # stable: the first call of a duplicated key wins
+        self.keys, self.order = key[order], order
+
+    def launching_call(self, pid: np.ndarray, corr: np.ndarray) -> np.ndarray:
+        """Row of the API calls that launched each op (same process and correlation id), or -1."""
+        if self.keys.size == 0:
+            return np.full(len(pid), -1, dtype=np.int64)
+        q = (np.asarray(pid, dtype=np.int64) << 32) | (np.asarray(corr, dtype=np.int64) & 0xFFFFFFFF)
+        i = np.clip(np.searchsorted(self.keys, q), 0, self.keys.size - 1)
+        hit = (self.keys[i] == q) & (np.asarray(corr) >= 0)
+        return np.where(hit, self.order[i], -1)
+
+    def pids(self, decl: S.Table, raw: pd.DataFrame) -> np.ndarray:
+        """pid of each op from globalPid; where it is missing (a trimmed export), the
+        one process of the API calls, or a clean error when there are several."""
+        gp = raw["globalPid"]
+        if gp.notna().all():
+            return S.pid_of(gp.astype("int64"))
+        table = self.rd.resolve(decl)
+        procs = np.unique(self.api["pid"].to_numpy())
+        if len(procs) > 1 and "globalPid" not in self.rd.columns(table or ""):
+            raise NotAnExport(
+                self.rd.path,
+                f"table {table} has no column globalPid and the trace holds {len(procs)} processes: "
+                "its GPU ops cannot be matched to their calls; export the .nsys-rep again",
+            )
+        fill = int(procs[0]) if len(procs) == 1 else 0
+        if len(procs) == 1:
+            self.rd.note(f"{table}: globalPid missing on {int(gp.isna().sum()):,} rows: the one process ({fill}) assumed")
+        return np.where(gp.notna().to_numpy(), S.pid_of(gp.fillna(0).astype("int64")), fill)
+
+    def rows(self, decl: S.Table, raw: pd.DataFrame) -> pd.DataFrame:
+        """Common GPU-op columns of ``raw``, joined to the launching API call on
+        (correlationId, pid): correlation ids repeat across processes."""
+        base = pd.DataFrame(
+            {
+                "start_ns": raw["start"].astype("int64").to_numpy(),
+                "end_ns": raw["end"].astype("int64").to_numpy(),
+                "device": raw["deviceId"].astype("int64").to_numpy(),
+                "stream": raw["streamId"].astype("int64").to_numpy(),
+                "pid": self.pids(decl, raw),
+                "correlation_id": raw["correlationId"].fillna(-1).astype("int64").to_numpy(),
+            }
+        )
+        base["dur_ns"] = base["end_ns"] - base["start_ns"]
+        row = self.launching_call(base["pid"].to_numpy(), base["correlation_id"].to_numpy())
+        found = row >= 0
+        if not found.any():
+            base["api"] = pd.Categorical(np.full(len(base), None, dtype=object))
+            for col in ("launch_tid", "api_start_ns", "api_end_ns"):
+                base[col] = pd.array([pd.NA] * len(base), dtype="Int64")
+            return base
+        take = np.maximum(row, 0)
+        cat = self.api["name"].array  # categorical: gather its codes, share its names
+        base["api"] = pd.Categorical.from_codes(recode(row, np.asarray(cat.codes)), dtype=cat.dtype)
+        for col, src in (("launch_tid", "tid"), ("api_start_ns", "start_ns"), ("api_end_ns", "end_ns")):
+            base[col] = pd.Series(self.api[src].to_numpy()[take], dtype="Int64").where(found).array
+        return base
+
+    def build(self, decl: S.Table, raw: pd.DataFrame | None) -> pd.DataFrame:
+        """The normalised frame of one GPU-op table (``raw`` as read, or None if absent)."""
+        if raw is None or raw.empty:
+            return S.empty_frame(decl.out)
+        base = self.rows(decl, raw)
+        if decl is S.KERNEL:
+            base["name"] = categorical(self.strings, raw["demangledName"])
+            base["short_name"] = categorical(self.strings, raw["shortName"])
+            base["graph_node_id"] = raw["graphNodeId"].astype("Int64").array
+        elif decl is S.MEMCPY:
+            base["bytes"] = raw["bytes"].astype("int64").to_numpy()
+            base["copy_kind"] = decode(self.rd, raw["copyKind"], S.ENUM_MEMCPY, "copy kinds")
+            base["src_kind"] = decode(self.rd, raw["srcKind"], S.ENUM_MEMKIND, "memory kinds")
+            base["dst_kind"] = decode(self.rd, raw["dstKind"], S.ENUM_MEMKIND, "memory kinds")
+            kind = base["copy_kind"]
+            dev = base["device"]
+            none = pd.Series(pd.array([pd.NA] * len(base), dtype="Int64"))
+            src = none.mask(kind.isin([S.D2H, S.D2D]), dev)
+            dst = none.mask(kind.isin([S.H2D, S.D2D]), dev)
+            p2p = (kind == S.P2P).to_numpy()
+            src = src.mask(p2p, raw["srcDeviceId"].astype("Int64"))
+            dst = dst.mask(p2p, raw["dstDeviceId"].astype("Int64"))
+            base["src_device"] = src.astype("Int64").array
+            base["dst_device"] = dst.astype("Int64").array
+        elif decl is S.MEMSET:
+            base["bytes"] = raw["bytes"].astype("int64").to_numpy()
+        elif decl is S.GRAPH:
+            base["graph_id"] = raw["graphId"].astype("int64").to_numpy()
+            base["graph_exec_id"] = raw["graphExecId"].astype("int64").to_numpy()
+        return S.conform(base.sort_values("start_ns", kind="stable", ignore_index=True), decl.out)
+
+
+def sync_events(rd: Reader) -> pd.DataFrame:
+    """CUPTI synchronization records (columns: Trace.sync_events)."""
+    df = rd.read(S.SYNC)
+    if df is None or df.empty:
+        return S.empty_frame(S.SYNC.out)
+    out = pd.DataFrame(
+        {
+            "start_ns": df["start"].astype("int64"),
+            "end_ns": df["end"].astype("int64"),
+            "device": df["deviceId"].astype("int64"),
+            "stream": df["streamId"].astype("int64"),
+            "pid": S.pid_of(df["globalPid"].fillna(0).astype("int64")),
+            "correlation_id": df["correlationId"].fillna(-1).astype("int64"),
+            "sync_type": decode(rd, df["syncType"], S.ENUM_SYNC, "sync types"),
+        }
+    )
+    out["dur_ns"] = out["end_ns"] - out["start_ns"]
+    return S.conform(out, S.SYNC.out)
+
+
+def gpus(rd: Reader) -> pd.DataFrame:
+    """GPUs (columns: Trace.gpus); capabilities from TARGET_INFO_CUDA_GPU where
+    TARGET_INFO_GPU lacks them (exports before schema 2.9)."""
+    df = rd.read(S.GPU)
+    if df is None or df.empty:
+        return S.empty_frame(S.GPU.out)
+    df = df[df["cuDevice"].notna()]
+    out = pd.DataFrame(
+        {
+            "device": df["cuDevice"].astype("int64").to_numpy(),
+            "id": df["id"].astype("Int64").array,
+            "name": df["name"].to_numpy(dtype=object),
+            "compute_major": df["computeMajor"].astype("Int64").array,
+            "compute_minor": df["computeMinor"].astype("Int64").array,
+            "memory_bytes": df["totalMemory"].astype("Int64").array,
+            "bus": df["busLocation"].to_numpy(dtype=object),
+            "sm_count": df["smCount"].astype("Int64").array,
+        }
+    )
+    if out["compute_major"].isna().any():
+        cg = rd.read(S.CUDA_GPU)
+        if cg is not None and not cg.empty:
+            cg = cg.set_index(cg["deviceId"].astype("int64"))
+            for col, src in (("compute_major", "computeCapabilityMajor"), ("compute_minor", "computeCapabilityMinor"),
+                             ("memory_bytes", "globalMemorySize"), ("sm_count", "numMultiprocessors")):
+                more = pd.Series(cg[src].reindex(out["device"]).to_numpy(), dtype="Int64")
+                out[col] = pd.Series(out[col].array).fillna(more).array
+    return S.conform(out.sort_values("device", ignore_index=True), S.GPU.out)
+
+
+def threads(rd: Reader, strings: pd.Series) -> pd.DataFrame:
+    """Thread names (columns: Trace.threads)."""
+    df = rd.read(S.THREADS)
+    if df is None or df.empty:
+        return S.empty_frame(S.THREADS.out)
+    gt = df["globalTid"].astype("int64")
+    out = pd.DataFrame({"pid": S.pid_of(gt), "tid": S.tid_of(gt),
+                        "name": strings.reindex(df["nameId"].to_numpy()).to_numpy(dtype=object)})
+    return S.conform(out, S.THREADS.out)
+
+
+def os_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
+    """OS runtime calls (``OSRT_API``, traced with ``-t osrt``): ``pid``, ``tid``,
+    ``start_ns``, ``end_ns``, ``dur_ns`` (ns) and ``name`` (the call, e.g. ``pthread_cond_wait``)."""
+    df = rd.read(S.OSRT)
+    if df is None or df.empty:
+        return S.empty_frame(S.OSRT.out)
+    gt = df["globalTid"].astype("int64")
+    out = pd.DataFrame(
+        {
+            "pid": S.pid_of(gt),
+            "tid": S.tid_of(gt),
+            "start_ns": df["start"].astype("int64").to_numpy(),
+            "end_ns": df["end"].astype("int64").to_numpy(),
+            "name": categorical(strings, df["nameId"]),
+        }
+    )
+    out["dur_ns"] = out["end_ns"] - out["start_ns"]
+    return S.conform(out.sort_values("start_ns", kind="stable", ignore_index=True), S.OSRT.out)

@@ -1,0 +1,317 @@
+"""Open an export read-only and read declared tables from it: the only SQL of the package.
+
+:class:`Reader` opens the file so that nothing is ever created beside it
+(read-only; a WAL-mode file as immutable, so no ``-wal``/``-shm`` appears),
+probes tables and columns once, and reads each table through its
+:class:`nsysparse.schema.Table` declaration: a SELECT of the declared columns
+(optional ones missing read as NULL), rows that cannot be read as declared
+left out by the query itself and counted in a note, duplicated lookup keys
+dropped (the first wins). Every SQLite failure becomes a typed error: locked
+(exit 4, its own message), corrupt (exit 4), a required column missing or of
+the wrong type (exit 5).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import schema as S
+from .errors import InputLocked, InputMissing, NotADatabase, NotAnExport
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_BUSY_TIMEOUT_S = 0.5  # a writer holding the file: wait this long, then say it is locked
+
+
+def check_file(p: Path) -> None:
+    """The checks before SQLite sees the file: it exists, is a file, reads, is SQLite."""
+    if not p.exists():
+        raise InputMissing(p, "no such file; give the path of an exported .sqlite trace")
+    if p.is_dir():
+        raise InputMissing(p, "is a directory; give the path of an exported .sqlite trace")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise InputMissing(p, f"cannot be read ({exc.strerror}); check its permissions") from None
+    if not head:
+        raise NotADatabase(p, "is empty; export the report again with `nsys export --type sqlite`")
+    if head[: len(SQLITE_MAGIC)] != SQLITE_MAGIC:
+        raise NotADatabase(p, "is not a SQLite database; export the .nsys-rep with `nsys export --type sqlite`")
+
+
+def database_error(path: Path, exc: BaseException) -> Exception:
+    """The user's error for a failure reading ``path``; pandas wraps sqlite3's
+    errors in its own DatabaseError, so look through it. A query of ours that
+    names what is not there stays our bug (returned unchanged)."""
+    cause = exc
+    while not isinstance(cause, sqlite3.Error) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    text = str(cause)
+    if isinstance(cause, sqlite3.OperationalError) and text.startswith("no such"):
+        return exc
+    if "locked" in text or getattr(cause, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return InputLocked(path, "is locked by a program writing it; wait for it to finish, or read a copy")
+    return NotADatabase(path, f"is corrupt ({text}); export the .nsys-rep again")
+
+
+def _affinity(declared: str) -> str:
+    """SQLite's column affinity of a declared type (sqlite.org/datatype3.html, 3.1)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if any(k in t for k in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in t or not t:
+        return "BLOB"
+    if any(k in t for k in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", "replace")  # a broken string is still a name, not a crash
+
+
+class Reader:
+    """A read-only connection to one export, with what it holds probed once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.notes: list[str] = []
+        self._lock = threading.Lock()
+        _check_not_truncated(path)
+        params = "mode=ro"
+        with path.open("rb") as fh:
+            header = fh.read(20)
+        if header[18:20] == b"\x02\x02":  # WAL mode: a reader would create -shm (and -wal) beside it
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise InputLocked(
+                    path, "is being written (a -wal file lies beside it); wait for the writer to finish, or read a copy"
+                )
+            params += "&immutable=1"  # nothing beside it is read or created
+        # quote the path: '#', '?' and '%' in a file name would end or bend the URI
+        self.uri = f"file:{urllib.parse.quote(path.resolve().as_posix())}?{params}"
+        try:
+            self.con = sqlite3.connect(self.uri, uri=True, check_same_thread=False, timeout=_BUSY_TIMEOUT_S)
+            self.con.text_factory = _decode
+            rows = self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        except sqlite3.DatabaseError as exc:
+            err = database_error(path, exc)
+            if isinstance(err, NotADatabase) and not isinstance(err, InputLocked):
+                err = NotADatabase(path, f"is corrupt or truncated ({exc}); export the .nsys-rep again")
+            raise err from None
+        self.tables: frozenset[str] = frozenset(str(r[0]) for r in rows)
+        self._columns: dict[str, dict[str, str]] = {}
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ---- probing -------------------------------------------------------------------
+
+    def columns(self, table: str) -> dict[str, str]:
+        """Column name -> declared type of ``table`` (empty if it does not exist)."""
+        if table not in self._columns:
+            info = self.execute("SELECT name, type FROM pragma_table_info(?)", (table,)) if table in self.tables else []
+            self._columns[table] = {str(n): str(t or "") for n, t in info}
+        return self._columns[table]
+
+    def resolve(self, decl: S.Table) -> str | None:
+        """The table ``decl`` reads in this export (the first of its names present), or None."""
+        return next((n for n in decl.names if n in self.tables), None)
+
+    # ---- raw SQL -------------------------------------------------------------------
+
+    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of one read-only statement; a failure is the user's typed error."""
+        try:
+            return self.con.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            err = database_error(self.path, exc)
+            if err is exc:
+                raise
+            raise err from None
+
+    def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        """Run one read-only query into a DataFrame. A page that cannot be read
+        (a corrupt file) is the user's :class:`NotADatabase`, not our bug.
+
+        With ``adbc-driver-sqlite`` installed, rows go from SQLite straight into
+        Arrow columns in C, 5-9x faster than ``pandas.read_sql_query`` building a
+        Python tuple per row (benchmarks/RESULTS.md); the frame is the same:
+        int64 columns, float64 where an integer column holds NULLs, object None
+        where a column is all NULL. The driver infers a column's type from its
+        first batch of rows and fails on a later mismatch; then, and on any other
+        driver error or an empty result, the plain ``sqlite3`` path below runs
+        and decides (its errors are the ones users see).
+        """
+        try:
+            import adbc_driver_sqlite.dbapi as adbc
+        except ImportError:
+            adbc = None  # type: ignore[assignment]
+        if adbc is not None:
+            table = None
+            try:
+                with adbc.connect(self.uri) as con, con.cursor() as cur:
+                    # a big first batch: type inference sees 64k rows, not 1k
+                    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
+                    cur.execute(sql, tuple(params) if params else None)
+                    table = cur.fetch_arrow_table()
+                    # the driver passes text through unchecked: a broken UTF-8 string (old
+                    # exports hold some) fails here and the sqlite3 path replaces its bytes
+                    table.validate(full=True)
+            except Exception:  # noqa: BLE001 - the sqlite3 path below re-runs it and raises what applies
+                table = None
+            if table is not None and table.num_rows > 0:
+                df = table.to_pandas()
+                for name, col in zip(table.column_names, table.columns):
+                    if col.null_count == len(col):  # read_sql_query's all-NULL column: object None
+                        df[name] = pd.Series([None] * len(col), dtype=object)
+                return df
+        try:
+            return pd.read_sql_query(sql, self.con, params=params)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            err = database_error(self.path, exc)
+            if err is exc:
+                raise
+            raise err from None
+
+    # ---- declared reads -------------------------------------------------------------
+
+    def read(self, decl: S.Table, where: str = "", params: tuple = (), label: str | None = None) -> pd.DataFrame | None:
+        """The rows of ``decl``'s table that read as declared, one column per declared
+        column (named ``col.name``), or None when the export lacks the table.
+
+        ``where`` (with ``?`` parameters) narrows the rows first. Rows failing a
+        declared check are left out by the query and counted, per first failing
+        reason, in :attr:`notes`; if no row is left, :class:`NotAnExport`.
+        """
+        table = self.resolve(decl)
+        if table is None:
+            return None
+        have = self.columns(table)
+        exprs: list[str] = []
+        bad: list[tuple[str, str]] = []  # (SQL true for a row that cannot be read, why)
+        present: set[str] = set()
+        for c in decl.cols:
+            src = next((n for n in c.names if n in have), None)
+            if src is None:
+                if c.required:
+                    raise NotAnExport(
+                        self.path,
+                        f"table {table} has no column {c.name}: the export is trimmed or hand-made; "
+                        "export the .nsys-rep again with `nsys export --type sqlite`",
+                    )
+                exprs.append(f'NULL AS "{c.name}"')
+                self.note(f"{table} has no column {c.name}: read as empty")
+                continue
+            present.add(c.name)
+            if src != c.name:
+                self.note(f"{table} has no column {c.name}: {src} read instead")
+            q = f'"{src}"'
+            if c.type == S.TEXT:
+                exprs.append(f'CAST({q} AS TEXT) AS "{c.name}"')
+            elif c.type == S.REAL:
+                exprs.append(f'CAST({q} AS REAL) AS "{c.name}"')
+            else:
+                if c.required and _affinity(have[src]) in ("TEXT", "REAL"):
+                    raise NotAnExport(
+                        self.path,
+                        f"column {c.name} of table {table} is declared {have[src]}, not INTEGER; "
+                        "export the .nsys-rep again with `nsys export --type sqlite`",
+                    )
+                exprs.append(f'{q} AS "{c.name}"')
+                if not c.null:
+                    bad.append((f"{q} IS NULL", f"had no {c.name}"))
+                bad.append((f"typeof({q}) NOT IN ('integer', 'null')", f"had a {c.name} that is not an integer"))
+                if c.check == "nonneg":
+                    bad.append((f"{q} < 0", f"had a negative {c.name}"))
+        if decl.span and set(decl.span) <= present:
+            s, e = (f'"{next(n for n in decl.col(x).names if n in have)}"' for x in decl.span)
+            bad.append((f"{e} < {s}", f"ended before they started ({decl.span[1]} < {decl.span[0]})"))
+        narrow = f"({where})" if where else "1"
+        ok = " AND ".join(f"NOT COALESCE({b}, 0)" for b, _ in bad) or "1"
+        df = self.query(f'SELECT {", ".join(exprs)} FROM "{table}" WHERE {narrow} AND {ok}', params)
+        if bad:
+            self._count_dropped(table, decl, label or decl.label, narrow, params, bad, len(df))
+        if decl.unique and decl.unique in present and len(df):
+            dup = df.duplicated(decl.unique, keep="first").to_numpy()
+            if dup.any():
+                self.note(f"{table}: {int(dup.sum()):,} rows repeat the {decl.unique} of an earlier row: the first of each kept")
+                df = df[~dup].reset_index(drop=True)
+        return df
+
+    def _count_dropped(self, table: str, decl: S.Table, label: str, narrow: str, params: tuple,
+                       bad: list[tuple[str, str]], kept: int) -> None:
+        total = int(self.execute(f'SELECT COUNT(*) FROM "{table}" WHERE {narrow}', params)[0][0])
+        if kept == total:
+            return
+        case = " ".join(f"WHEN COALESCE({b}, 0) THEN {i}" for i, (b, _) in enumerate(bad))
+        rows = self.execute(
+            f'SELECT CASE {case} ELSE -1 END AS why, COUNT(*) FROM "{table}" WHERE {narrow} GROUP BY why '
+            "ORDER BY COUNT(*) DESC",
+            params,
+        )
+        if kept == 0 and decl.vital:
+            why = bad[rows[0][0]][1] if rows and rows[0][0] >= 0 else "could not be read"
+            raise NotAnExport(
+                self.path, f"all {total:,} {label} rows of {table} {why}: nothing left to read; export the .nsys-rep again"
+            )
+        for i, n in sorted((int(i), int(n)) for i, n in rows if i >= 0):
+            self.note(f"{n:,} of {total:,} {label} rows {bad[i][1]}: left out")
+
+    def lookup(self, decl: S.Table, key: str, value: str) -> pd.Series:
+        """A lookup table as a Series key -> value (empty when absent); duplicated keys: the first."""
+        df = self.read(decl)
+        if df is None or df.empty:
+            return pd.Series(dtype=object)
+        return pd.Series(df[value].to_numpy(dtype=object), index=df[key].to_numpy())
+
+    def note(self, text: str) -> None:
+        with self._lock:  # prefetch() reads tables on several threads
+            if text not in self.notes:
+                self.notes.append(text)
+
+
+def categorical(lookup: pd.Series, ids: pd.Series) -> pd.Categorical:
+    """``lookup`` values of ``ids`` as a Categorical: each distinct id is looked up
+    once, and millions of kernel rows share a few hundred names."""
+    codes, uniq_ids = pd.factorize(ids.to_numpy())
+    values = lookup.reindex(uniq_ids).to_numpy(dtype=object)
+    vcodes, categories = pd.factorize(values)  # ids that share a string share a category
+    return pd.Categorical.from_codes(recode(codes, vcodes), categories=pd.Index(categories, dtype=object))
+
+
+def recode(codes: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """``lookup[codes]`` with code -1 (missing) kept as -1 (and as -1 when ``lookup`` is empty)."""
+    codes = np.asarray(codes)
+    if len(lookup) == 0:
+        return np.full(codes.shape, -1, dtype=np.int64)
+    return np.where(codes >= 0, np.asarray(lookup)[np.maximum(codes, 0)], -1)
+
+
+def _check_not_truncated(path: Path) -> None:
+    """A file shorter than its header's page count x page size was cut short.
+
+    Cheap (reads the 100-byte header), unlike ``PRAGMA quick_check`` which reads
+    every page of a gigabyte trace.
+    """
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100:
+        raise NotADatabase(path, "is truncated (shorter than a SQLite header); export the .nsys-rep again")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # the in-header size is valid only when the change counter matches "version-valid-for"
+    valid = header[24:28] == header[92:96] and pages > 0
+    if valid and path.stat().st_size < pages * page_size:
+        raise NotADatabase(
+            path, f"is truncated ({path.stat().st_size} of {pages * page_size} bytes); copy or export it again"
+        )
