@@ -37,13 +37,14 @@ def any_intervals(compute: pd.DataFrame, memcpy: pd.DataFrame, memset: pd.DataFr
     return pd.concat([compute[OP_COLUMNS], memcpy[OP_COLUMNS], memset[OP_COLUMNS]], ignore_index=True)
 
 
-def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame) -> set[str]:
-    """What the program did on the GPU but the trace did not record: ``"kernels"``
-    when there is no kernel or graph table but kernel launches were called,
-    ``"copies"`` when there is no memcpy table but copy calls were made."""
+def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has_gpu_ops: bool = True) -> set[str]:
+    """What the trace cannot say about the GPU: ``"kernels"`` when there is no
+    kernel or graph table and either kernel launches were called or no GPU op
+    was recorded at all (then nothing shows the GPU was traced); ``"copies"``
+    when there is no memcpy table but copy calls were made."""
     names = pd.Series(api_calls["base_name"].astype(object).unique())
     missing = set()
-    if not has_kernels and names.isin(KERNEL_LAUNCH_CALLS).any():
+    if not has_kernels and (not has_gpu_ops or names.isin(KERNEL_LAUNCH_CALLS).any()):
         missing.add("kernels")
     if not has_copies and names.str.startswith(COPY_CALL_PREFIXES).any():
         missing.add("copies")

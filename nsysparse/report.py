@@ -207,10 +207,12 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     tables["held_by"] = held_by_table(per_wait)
     os_names = os_call_names(segs, os_calls)
 
-    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls)
+    any_op = len(anyop) > 0
+    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls, any_op)
     if "kernels" in missing:
-        notes.append("kernels were launched but the trace has no kernel records: GPU idle is unknown "
-                     "(profile with `-t cuda` and keep CUDA kernel tracing on)")
+        notes.append(("kernels were launched but the trace has no kernel records" if any_op else
+                      "the trace records no GPU operation at all") +
+                     ": GPU idle is unknown (profile with `-t cuda` and keep CUDA kernel tracing on)")
         for t in (st, tables["step_devices"]):
             t["gpu_idle_ratio"] = np.nan
             t["gpu_busy_kernel_ns"] = pd.array([pd.NA] * len(t), dtype="Int64")
@@ -221,6 +223,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         for t in tables.values():
             if "step" in t.columns:
                 t["step"] = t["step"] + first_step
+    notes[:0] = [n for n in getattr(trace, "notes", []) if n not in notes]  # what the loader dropped or derived
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
     summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
     summary["overlapping_targets"] = summary.pop("targets_overlapping")

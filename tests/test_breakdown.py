@@ -10,7 +10,6 @@ import lzma
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..kernels_summary import kernel_summary_lines
 from .labels import CATEGORY_LABELS
@@ -57,8 +58,10 @@ def _lines(report: Report) -> dict[str, Any]:
     s = report.summary
     gpus = report.tables["gpus"]
     gpu = ", ".join(
-        f"{r['name']} (cc {int(r['compute_major'])}.{int(r['compute_minor'])})" for _, r in gpus.iterrows()
-    ) if not gpus.empty and "compute_major" in gpus else "unknown"
+        f"{r['name']}" + (f" (cc {int(r['compute_major'])}.{int(r['compute_minor'])})"
+                          if not pd.isna(r.get("compute_major")) and not pd.isna(r.get("compute_minor")) else "")
+        for _, r in gpus.iterrows()
+    ) if not gpus.empty and "name" in gpus else "unknown"
     live = s["steps"] - s["warmup"]
     head = [
         f"nsysparse {s['tool_version']} · {Path(s['input']['path']).name} · nsys {s['input']['nsys_version']} (schema {s['input']['schema_version']})",
