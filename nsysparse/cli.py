@@ -33,6 +33,10 @@ def default_out(trace: Path) -> Path:
     return Path("nsysparse-out") / trace.stem
 
 
+MAX_PEAK_GBPS = 10_000  # GB/s: beyond any link built (NVLink 5 is 1,800 GB/s per GPU)
+MIN_PEAK_GBPS = 0.001  # 1 MB/s: below any link; a smaller "peak" only makes utilisation absurd
+
+
 def parse_link_peaks(items: list[str] | None) -> dict[str, float]:
     """``["H2D=55", "disk=7"]`` -> ``{"H2D": 55.0, "disk": 7.0}``; bad items raise UsageError."""
     out: dict[str, float] = {}
@@ -45,8 +49,9 @@ def parse_link_peaks(items: list[str] | None) -> dict[str, float]:
             gbps = float(value)
         except ValueError:
             raise UsageError(None, f"--link-peak {item!r}: GBPS must be a number (GB/s, 1e9 bytes per second)") from None
-        if not gbps > 0:
-            raise UsageError(None, f"--link-peak {item!r}: GBPS must be positive")
+        if not MIN_PEAK_GBPS <= gbps <= MAX_PEAK_GBPS:
+            raise UsageError(None, f"--link-peak {item!r}: GBPS must be between {MIN_PEAK_GBPS:g} and {MAX_PEAK_GBPS:,} "
+                                   "(GB/s, 1e9 bytes per second)")
         out[kind] = gbps
     return out
 

@@ -21,6 +21,9 @@ COLUMNS = ("name", "short_name", "launches", "total_ns", "per_step_ns", "mean_ns
 NAME_WIDTH = 60
 
 
+UNNAMED = "(unnamed)"  # a kernel whose name the export does not hold (StringIds missing or trimmed)
+
+
 def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """One row per kernel ``name`` (demangled, as nsys's kernel summary keys it),
     largest ``total_ns`` first (ties by name).
@@ -45,8 +48,9 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     if kernels.empty:
         return _empty()
     dur = kernels["dur_ns"].to_numpy(dtype=np.int64)
-    name = kernels["name"].astype(str).to_numpy()
-    k = pd.DataFrame({"name": name, "short_name": kernels["short_name"].astype(str).to_numpy(), "dur_ns": dur})
+    name = pd.Series(kernels["name"].astype(object).to_numpy(), dtype=object).fillna(UNNAMED).to_numpy()
+    short = pd.Series(kernels["short_name"].astype(object).to_numpy(), dtype=object).fillna(UNNAMED).to_numpy()
+    k = pd.DataFrame({"name": name, "short_name": short, "dur_ns": dur})
 
     measured = steps[~steps["warmup"].astype(bool)] if not steps.empty else steps
     n_steps = len(measured)
@@ -55,7 +59,7 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
 
     g = k.groupby("name", sort=False)
     d = g["dur_ns"]
-    q = d.quantile([0.5, 0.95]).unstack()
+    q = pd.DataFrame({0.5: d.quantile(0.5), 0.95: d.quantile(0.95)})
     out = pd.DataFrame(
         {
             "short_name": g["short_name"].first(),

@@ -84,6 +84,12 @@ def _bytes_in(xfer: pd.DataFrame, w: pd.DataFrame) -> np.ndarray:
     if xfer.empty:
         return np.zeros(len(w), dtype=np.int64)
     x = xfer.sort_values("start_ns")
-    cum = np.concatenate([[0], np.cumsum(x["bytes"].to_numpy(dtype=np.int64))])
+    b = x["bytes"].to_numpy(dtype=np.int64)
+    if float(np.sum(b, dtype=np.float64)) >= 2.0 ** 62:  # corrupt byte counts: saturate, never wrap
+        cumf = np.concatenate([[0.0], np.cumsum(b, dtype=np.float64)])
+        t = x["start_ns"].to_numpy()
+        d = cumf[np.searchsorted(t, w["end_ns"].to_numpy(), "left")] - cumf[np.searchsorted(t, w["start_ns"].to_numpy(), "left")]
+        return np.minimum(d, float(np.iinfo(np.int64).max // 2)).astype(np.int64)
+    cum = np.concatenate([[0], np.cumsum(b)])
     t = x["start_ns"].to_numpy()
     return cum[np.searchsorted(t, w["end_ns"].to_numpy(), "left")] - cum[np.searchsorted(t, w["start_ns"].to_numpy(), "left")]

@@ -233,6 +233,7 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         for key in unknown[what]:
             summary[key] = None
     summary["unrecorded"] = sorted(missing)
+    check_summary(summary, path)
     return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes)
 
 
@@ -247,6 +248,52 @@ def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs:
     stalls = pd.concat([waits[cols], syncs[cols], gpu[cols]], ignore_index=True)
     covered = iv.clipped_union_by_thread(stalls.astype({c: "int64" for c in cols}), live.reset_index(drop=True))
     return live["dur_ns"].to_numpy() - covered
+
+
+# Summary keys that are times (ms, never negative) and shares (in [0, 1]).
+_TIME_KEYS = ("step_ms_p50", "step_ms_p95", "step_ms_mean")
+_SHARE_KEYS = ("bubble_ratio", "gpu_idle_ratio", "gpu_busy_any_ratio", "sync_share", "overlap_h2d_compute",
+               "io_floor_share")
+_SHARE_SLACK = 1e-9  # float rounding of a ratio of int64 sums
+
+
+def check_summary(summary: dict[str, Any], path: object) -> None:
+    """Refuse to write a summary that says something impossible: a negative time,
+    a share outside [0, 1], NaN or infinity anywhere. The loader drops rows that
+    cannot be read as declared, so reaching this is our bug: it raises
+    AssertionError (exit 1 with a traceback), never a wrong number on disk."""
+    bad = []
+
+    def walk(v: Any, where: str) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{where}.{k}" if where else str(k))
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                walk(x, f"{where}[{i}]")
+        elif isinstance(v, float) and not math.isfinite(v):
+            bad.append(f"{where} is {v}")
+
+    walk(summary, "")
+    for k in _TIME_KEYS:
+        if summary.get(k) is not None and summary[k] < 0:
+            bad.append(f"{k} is negative ({summary[k]})")
+    for k in _SHARE_KEYS:
+        v = summary.get(k)
+        if v is not None and math.isfinite(v) and not -_SHARE_SLACK <= v <= 1 + _SHARE_SLACK:
+            bad.append(f"{k} is outside [0, 1] ({v})")
+    for k, v in (summary.get("breakdown") or {}).items():
+        if v < 0:
+            bad.append(f"breakdown.{k} is negative ({v})")
+    for t in summary.get("targets") or []:
+        if t["share"] is not None and not -_SHARE_SLACK <= t["share"] <= 1 + _SHARE_SLACK:
+            bad.append(f"target {t['what']} share is outside [0, 1] ({t['share']})")
+    for link in summary.get("links") or []:
+        for k in ("busy_ns", "sum_dur_ns", "bytes"):
+            if link.get(k) is not None and link[k] < 0:
+                bad.append(f"link {link['link']} {k} is negative ({link[k]})")
+    if bad:
+        raise AssertionError(f"{path}: the summary would say something impossible: " + "; ".join(bad))
 
 
 def _named_gpu_ops(trace: Trace, copies: pd.DataFrame) -> pd.DataFrame:

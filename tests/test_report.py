@@ -73,8 +73,9 @@ def test_offload_disk_summary_is_ratio_of_sums(offload_disk):
     assert s["sync_share"] == pytest.approx(live["sync_ns"].sum() / live["dur_ns"].sum())
     assert s["gpu_idle_ratio"] == pytest.approx(1 - live["gpu_busy_kernel_ns"].sum() / live["dur_ns"].sum())
     assert s["step_ms_p50"] == pytest.approx(np.percentile(live["dur_ns"] / 1e6, 50))
-    assert [t["what"] for t in s["targets"]][0] == "host_wait"  # the offloading loop waits on experts
-    assert len(s["targets"]) == 3
+    assert [t["what"] for t in s["overlapping_targets"]][0] == "host_wait"  # the offloading loop waits on experts
+    assert len(s["overlapping_targets"]) == 3
+    assert s["targets"][0]["what"] == "disk_read"  # ... and what it waits on is the disk
 
 
 def test_offload_host_has_no_disk_link(truth):
@@ -300,11 +301,15 @@ def test_targets_rank_by_ms_per_step(builder):
     builder.api("cudaStreamSynchronize_v3020", 600_000, 700_000)
     builder.kernel(700_000, 800_000, launch=(600_000, 600_001))
     r = build_report(open_trace(builder.write()))
-    t = {x["what"]: x for x in r.summary["targets"]}
+    t = {x["what"]: x for x in r.summary["overlapping_targets"]}
     assert t["host_wait"]["ms_per_step"] == pytest.approx(0.6) and t["host_wait"]["share"] == pytest.approx(0.6)
     assert t["gpu_idle_other"]["ms_per_step"] == pytest.approx(0.2)  # 1 ms - wait - sync - kernel
     assert t["sync"]["ms_per_step"] == pytest.approx(0.1)
-    assert [x["what"] for x in r.summary["targets"]] == ["host_wait", "gpu_idle_other", "sync"]
+    assert [x["what"] for x in r.summary["overlapping_targets"]] == ["host_wait", "gpu_idle_other", "sync"]
+    # from the exclusive breakdown: the same causes, never overlapping, with their levers and savings
+    new = [(x["what"], round(x["ms_per_step"], 6), x["saving_ms"]) for x in r.summary["targets"]]
+    assert new == [("host_wait_other", 0.6, None), ("host_cpu", 0.2, None), ("sync_idle", 0.1, 0.1)]
+    assert r.summary["breakdown"]["gpu_compute"] == pytest.approx(0.1)
     assert r.tables["steps"]["sync_outside_wait_ns"].tolist() == [100_000]
 
 
@@ -372,7 +377,7 @@ def test_cli_example_text_report(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["report", "--example", "--no-charts"]) == 0
     out = capsys.readouterr().out
-    assert "Top targets" in out and "host wait" in out
+    assert "Top targets" in out and "disk_read" in out and "Where the step goes" in out
     assert (tmp_path / "nsysparse-out" / "example" / "summary.json").exists()
 
 
