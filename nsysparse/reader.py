@@ -100,6 +100,10 @@ class Reader:
         self.uri = f"file:{urllib.parse.quote(path.resolve().as_posix())}?{params}"
         try:
             self.con = sqlite3.connect(self.uri, uri=True, check_same_thread=False, timeout=_BUSY_TIMEOUT_S)
+            # the loader reads tables on several threads; one sqlite3 connection shares its
+            # prepared-statement cache between them, so two threads running the same SQL
+            # (a column probe) reset each other's statement and one sees no rows
+            self._lock = threading.RLock()
             self.con.text_factory = _decode
             rows = self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         except sqlite3.DatabaseError as exc:
@@ -131,7 +135,8 @@ class Reader:
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of one read-only statement; a failure is the user's typed error."""
         try:
-            return self.con.execute(sql, params).fetchall()
+            with self._lock:
+                return self.con.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             err = database_error(self.path, exc)
             if err is exc:
@@ -175,7 +180,8 @@ class Reader:
                         df[name] = pd.Series([None] * len(col), dtype=object)
                 return df
         try:
-            return pd.read_sql_query(sql, self.con, params=params)
+            with self._lock:
+                return pd.read_sql_query(sql, self.con, params=params)
         except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
             err = database_error(self.path, exc)
             if err is exc:
