@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..kernels_summary import kernel_summary_lines
+from ..kernels_summary import kernel_summary_lines, short_kernel_name
 from .labels import CATEGORY_LABELS
 from ..report import Report, jsonable
 
@@ -208,6 +208,14 @@ def render_markdown(report: Report) -> str:
     out += [f"| {label} | {_pct(v)} |" for label, v in c["shares"]]
     out += ["", "| " + " | ".join(LINK_HEADER) + " |", "| --- |" + " ---: |" * (len(LINK_HEADER) - 1)]
     out += ["| " + " | ".join(r) + " |" for r in c["links"]]
+    ks = report.tables.get("kernels_summary")
+    if ks is not None and len(ks):
+        out += ["", f"| kernel (top {min(10, len(ks))} of {len(ks)}) | launches | total ms | per step ms | mean µs | "
+                    "p50 µs | p95 µs | share |", "| --- |" + " ---: |" * 7]
+        for r in ks.head(10).itertuples():
+            per = "-" if pd.isna(r.per_step_ns) else f"{r.per_step_ns / 1e6:.3f}"
+            out.append(f"| `{short_kernel_name(str(r.name))}` | {r.launches} | {r.total_ns / 1e6:.3f} | {per} | "
+                       f"{r.mean_ns / 1e3:.1f} | {r.p50_ns / 1e3:.1f} | {r.p95_ns / 1e3:.1f} | {_pct(r.share)} |")
     if c["notes"]:
         out += ["", *(f"> note: {n}" for n in c["notes"])]
     return "\n".join(out) + "\n"
