@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..kernels_summary import short_kernel_name
 from ..report import Report, jsonable
 
 FILE = "report.html"
@@ -251,7 +252,7 @@ def _kernels_section(report: Report) -> str:
     if ks is None:
         return ""
     top = ks.sort_values("total_ns", ascending=False, kind="stable").head(MAX_KERNEL_ROWS)
-    rows = [[str(r["short_name"]), fmt_int(r["launches"]), fmt_ns_ms(r["total_ns"]), fmt_ns_ms(r["per_step_ns"]),
+    rows = [[short_kernel_name(str(r["name"])), fmt_int(r["launches"]), fmt_ns_ms(r["total_ns"]), fmt_ns_ms(r["per_step_ns"]),
              f"{float(r['mean_ns']) / 1e3:,.1f} µs", f"{float(r['p50_ns']) / 1e3:,.1f} µs", f"{float(r['p95_ns']) / 1e3:,.1f} µs",
              fmt_pct(r["share"])] for _, r in top.iterrows()]
     more = f'<p class="note">The {MAX_KERNEL_ROWS} kernels with most time, of {len(ks)}; kernels_summary.parquet has all.</p>' if len(ks) > MAX_KERNEL_ROWS else ""
@@ -363,8 +364,15 @@ def step_timeline(report: Report, row: pd.Series, strs: _Strings, budget: int) -
     wait_re = re.compile(report.settings.wait)
     lanes: list[dict[str, Any]] = []
 
+    segs = _t(report, "breakdown_segments")
     bd = _t(report, "breakdown")
-    if bd is not None:
+    if segs is not None and (segs["step"] == row["step"]).any():  # where each part fell in the step
+        g = segs[segs["step"] == row["step"]]
+        cats = g["category"].astype(object).to_numpy()
+        lanes.append(_lane("where the step goes", "breakdown", g, lo,
+                           [CATEGORY.get(c, (c, "#999999"))[1] for c in cats],
+                           [CATEGORY.get(c, (c,))[0] for c in cats], ["" for _ in cats], strs))
+    elif bd is not None:  # a folder without segments: the parts laid end to end
         g = bd[(bd["step"] == row["step"]) & (bd["ns"] > 0)]
         if len(g):
             starts = lo + np.concatenate([[0], np.cumsum(g["ns"].to_numpy(dtype=np.int64))[:-1]])
@@ -635,7 +643,7 @@ function showTip(ev){
   if(drag)return; var r=cv.getBoundingClientRect(), mx=ev.clientX-r.left, my=ev.clientY-r.top;
   var p=mx>LABEL?pick(mx,my):null; if(!p){tip.hidden=true;return;}
   var ln=p.ln,j=p.j, extra=S[ln.x[j]];
-  tip.textContent=S[ln.t[j]]+(extra?'\n'+extra:'')+'\n'+(ln.kind==='breakdown'?'':'starts +'+fmtMs(ln.s[j])+' into the step, ')+'lasts '+fmtDur(ln.d[j])+'\n'+ln.label;
+  tip.textContent=S[ln.t[j]]+(extra?'\n'+extra:'')+'\n'+'starts +'+fmtMs(ln.s[j])+' into the step, '+'lasts '+fmtDur(ln.d[j])+'\n'+ln.label;
   tip.hidden=false; var tx=Math.min(mx+14,r.width-tip.offsetWidth-4); tip.style.left=Math.max(tx,0)+'px'; tip.style.top=(my+16)+'px';
 }
 function zoom(f,mx){var pw=(cv.clientWidth||1200)-LABEL-8, t=v0+(Math.max(mx-LABEL,0))/pw*(v1-v0);
@@ -654,7 +662,7 @@ document.getElementById('tl-out').onclick=function(){zoom(2,LABEL+((cv.clientWid
 document.getElementById('tl-reset').onclick=function(){reset();draw();};
 function select(i){cur=i;reset();draw();
   Array.prototype.forEach.call(bar.children,function(b,k){b.className=k===i?'on':'';});
-  var st=step(); note.textContent='Step '+st.step+' ('+st.why+', '+st.dur_text+'): '+st.kept.toLocaleString()+' of '+st.intervals.toLocaleString()+' intervals'+(st.kept<st.intervals?' (the longest of each lane; the Parquet tables have all)':'')+'. The page carries at most '+D.max.toLocaleString()+' intervals over '+D.steps.length+' representative steps. The breakdown band lays the step\u2019s categories end to end (their lengths, not when they happened).';}
+  var st=step(); note.textContent='Step '+st.step+' ('+st.why+', '+st.dur_text+'): '+st.kept.toLocaleString()+' of '+st.intervals.toLocaleString()+' intervals'+(st.kept<st.intervals?' (the longest of each lane; the Parquet tables have all)':'')+'. The page carries at most '+D.max.toLocaleString()+' intervals over '+D.steps.length+' representative steps. The band on top shows which part of the breakdown each moment of the step belongs to.';}
 if(!D.steps.length){note.textContent='No steps to draw.';cv.hidden=true;}
 else{D.steps.forEach(function(st,i){var b=document.createElement('button');b.type='button';b.textContent='step '+st.step+' \u00b7 '+st.why;b.onclick=function(){select(i);};bar.appendChild(b);});
   select(0); window.addEventListener('resize',draw); window.addEventListener('beforeprint',draw);}
