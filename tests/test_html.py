@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from nsysparse.render.charts import write_charts
-from nsysparse.render.html import MAX_INTERVALS, fmt_ms, fmt_pct, render_html, timeline_data, write_html_into
+from nsysparse.render.html import CATEGORY, MAX_INTERVALS, fmt_ms, fmt_pct, render_html, timeline_data, write_html_into
 from tests.share_fixture import shared_report
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -166,7 +166,12 @@ def test_zoom_pan_and_hover_work(folder, report):
     got = json.loads(p.root["data-selftest"])
     assert got["zoom"] == pytest.approx(0.8)  # one wheel notch in
     assert 0 <= got["v0_after_pan"] < got["v0_before_pan"]  # dragging right shows earlier time
-    first = report.tables["breakdown"]
+    segs = report.tables["breakdown_segments"]
     step = timeline_data(report)["steps"][0]["step"]
-    cat = first[(first["step"] == step) & (first["ns"] > 0)].iloc[0]
-    assert got["tip"].startswith("GPU compute") and fmt_pct(cat["share"]) in got["tip"]
+    mine = segs[segs["step"] == step]
+    label, when, _ = got["tip"].split("\n", 2)
+    assert got["tip"].endswith("where the step goes")  # the band: one of the step's parts, where it fell
+    start = float(re.match(r"starts \+([0-9.]+) ms", when).group(1))
+    t0 = int(report.tables["steps"].set_index("step").loc[step, "start_ns"])
+    near = mine[((mine["start_ns"] - t0) / 1e6 - start).abs() < 0.0006]
+    assert label in {CATEGORY[c][0] for c in near["category"]}
