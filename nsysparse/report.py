@@ -207,11 +207,12 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
     tables["held_by"] = held_by_table(per_wait)
     os_names = os_call_names(segs, os_calls)
 
-    any_op = len(anyop) > 0
+    # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
+    any_op = len(trace.memcpy) > 0 or len(compute) > 0
     missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls, any_op)
     if "kernels" in missing:
         notes.append(("kernels were launched but the trace has no kernel records" if any_op else
-                      "the trace records no GPU operation at all") +
+                      "the trace records no kernel and no copy") +
                      ": GPU idle is unknown (profile with `-t cuda` and keep CUDA kernel tracing on)")
         for t in (st, tables["step_devices"]):
             t["gpu_idle_ratio"] = np.nan

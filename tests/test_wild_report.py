@@ -76,3 +76,12 @@ def test_a_chart_that_fails_becomes_a_note(builder, tmp_path: Path, monkeypatch,
     assert note in json.loads((out / "manifest.json").read_text())["notes"]
     assert not (out / "links.png").exists() and (out / "steps.png").exists() and (out / "links.parquet").exists()
     assert f"note: {note}" in capsys.readouterr().out
+
+
+def test_a_lone_fill_with_no_kernel_or_copy_is_no_measure_of_gpu_idle(builder) -> None:
+    # the class of an external export whose only GPU work is one 1.5 µs memset
+    builder.api("cudaMalloc_v3020", 1_000, 2_000)
+    builder.memset(64_000_000, 64_001_500, bytes=64, launch=(63_990_000, 63_999_000))
+    r = build_report(open_trace(builder.write()))
+    assert r.summary["gpu_idle_ratio"] is None and r.summary["unrecorded"] == ["kernels"]
+    assert any(n.startswith("the trace records no kernel and no copy: GPU idle is unknown") for n in r.notes)
