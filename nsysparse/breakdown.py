@@ -63,12 +63,15 @@ def classify_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
     copy call first, so its time with no copy in flight is ``copy_call``),
     ``sync`` (any other synchronising call) or ``other``. Classified per
     distinct base name, not per row."""
-    names = pd.Series(api_calls["base_name"].astype(object).unique(), dtype=object)
+    base = pd.Categorical(api_calls["base_name"])  # a view of a categorical column: no string per row
+    names = pd.Series(base.categories.to_numpy(dtype=object), dtype=object)
     is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
-    kind = np.where(is_copy, "copy", np.where(names.isin(S.SYNC_CALLS), "sync", "other"))
-    lookup = dict(zip(names, kind))
+    kinds = pd.Index(["copy", "sync", "other"], dtype=object)
+    per_name = np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2))
     out = api_calls[["pid", "tid", "start_ns", "end_ns"]].copy()
-    out["kind"] = api_calls["base_name"].astype(object).map(lookup).to_numpy(dtype=object)
+    codes = np.asarray(base.codes)
+    out["kind"] = pd.Categorical.from_codes(np.where(codes >= 0, per_name[np.maximum(codes, 0)] if len(per_name) else 2, 2),
+                                            categories=kinds)
     return out
 
 
@@ -125,7 +128,7 @@ def segments(
             _set(proc(memsets), lo, hi),                       # 11 memset
             _set(proc(disk), lo, hi),                          # 12 disk read
         ]
-        bounds = np.unique(np.concatenate(
+        bounds = iv.distinct(np.concatenate(
             [st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64), *(x for s in sets for x in s)]))
         seg_s, seg_e = bounds[:-1], bounds[1:]
         # the step holding each segment (steps of one thread do not overlap)
