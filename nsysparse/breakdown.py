@@ -128,31 +128,66 @@ def segments(
             _set(proc(memsets), lo, hi),                       # 11 memset
             _set(proc(disk), lo, hi),                          # 12 disk read
         ]
-        bounds = iv.distinct(np.concatenate(
-            [st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64), *(x for s in sets for x in s)]))
-        seg_s, seg_e = bounds[:-1], bounds[1:]
-        # the step holding each segment (steps of one thread do not overlap)
         ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
-        k = np.searchsorted(ss, seg_s, side="right") - 1
-        kc = np.clip(k, 0, None)
-        inside = (k >= 0) & (seg_s < se[kc])
-        seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
-        on = [_on(us, ue, seg_s) for us, ue in sets]
-        gpu, wait, sync, ccall, other, osc = on[:6]
-        pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
-        blocked = wait | sync | ccall
-        cat = np.select(
-            [gpu, ~blocked & other, ~blocked & osc, ~blocked,
-             pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
-            list(range(13)), default=13,
-        )
-        parts.append(pd.DataFrame({"step": st["step"].to_numpy()[k], "start_ns": seg_s, "end_ns": seg_e,
-                                   "category": cat.astype(np.int64), "pid": pid, "tid": tid}))
+        for a, b in _slices(ss, hi, sum(x[0].size for x in sets)):
+            parts.append(_slice_segments(ss, se, st["step"].to_numpy(), sets, a, b, pid, tid))
     if not parts:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
                              "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype="int64"),
                              "pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64")})
     return pd.concat(parts, ignore_index=True)
+
+
+SLICE_BOUNDS = 1 << 21  # set boundaries per slice of a thread's steps: bounds the sweep's memory
+
+
+def _slices(ss: I64, hi: int, n_bounds: int) -> list[tuple[int, int]]:
+    """The thread's span ``[ss[0], hi)`` cut at step starts into slices of about
+    SLICE_BOUNDS set boundaries each (the sets' boundaries spread over the steps
+    roughly evenly); every instant lies in exactly one slice, and a cut is a step
+    start, which is a segment boundary anyway, so the segments are the same."""
+    k = max(1, min(len(ss), -(-n_bounds // SLICE_BOUNDS)))
+    cuts = [int(ss[i]) for i in np.linspace(0, len(ss), k + 1).astype(np.int64)[1:-1]]
+    edges = [int(ss[0]), *sorted(set(c for c in cuts if ss[0] < c < hi)), hi]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _within(us: I64, ue: I64, a: int, b: int) -> tuple[I64, I64]:
+    """The part of the normalised set ``(us, ue)`` inside ``[a, b]``."""
+    i0, i1 = np.searchsorted(ue, a, side="left"), np.searchsorted(us, b, side="right")
+    return np.maximum(us[i0:i1], a), np.minimum(ue[i0:i1], b)
+
+
+def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I64]], a: int, b: int,
+                    pid: int, tid: int) -> pd.DataFrame:
+    """The elementary segments of the thread's steps inside ``[a, b)``, categorised;
+    neighbours of one category merged (sums per step unchanged), but for OS-call
+    time, whose segments os_call_names attributes to the call covering each start."""
+    inner = (ss >= a) & (ss <= b), (se >= a) & (se <= b)
+    bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b],
+                                         *(x for us, ue in sets for x in _within(us, ue, a, b))]))
+    seg_s, seg_e = bounds[:-1], bounds[1:]
+    # the step holding each segment (steps of one thread do not overlap)
+    k = np.searchsorted(ss, seg_s, side="right") - 1
+    kc = np.clip(k, 0, None)
+    inside = (k >= 0) & (seg_s < se[kc])
+    seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
+    on = [_on(us, ue, seg_s) for us, ue in sets]
+    gpu, wait, sync, ccall, other, osc = on[:6]
+    pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
+    blocked = wait | sync | ccall
+    cat = np.select(
+        [gpu, ~blocked & other, ~blocked & osc, ~blocked,
+         pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
+        list(range(13)), default=13,
+    ).astype(np.int64)
+    del on, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
+    same = np.r_[False, (k[1:] == k[:-1]) & (cat[1:] == cat[:-1]) & (seg_s[1:] == seg_e[:-1])
+                 & (cat[1:] != CATEGORIES.index("os_call"))]
+    first = np.flatnonzero(~same)
+    last = np.r_[first[1:], seg_s.size] - 1
+    return pd.DataFrame({"step": step[k[first]], "start_ns": seg_s[first], "end_ns": seg_e[last],
+                         "category": cat[first], "pid": pid, "tid": tid})
 
 
 def _copy_class(copies: pd.DataFrame) -> npt.NDArray[np.object_]:

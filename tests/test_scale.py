@@ -62,3 +62,14 @@ def test_parquet_written_in_slices_equals_the_whole_table(name: str, traces: dic
             assert pq.ParquetFile(out / f"{table}.parquet").metadata.num_row_groups > 1, table
     back = files.read_report_folder(out)
     assert sorted(back.tables) == sorted(report.tables)
+
+
+@pytest.mark.parametrize("name", ["offload_disk", "runs/deepseek_disk_stream", "accel_qwen"])
+def test_breakdown_swept_in_many_slices_is_the_same(name: str, traces: dict[str, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from nsysparse import breakdown
+
+    monkeypatch.setattr(breakdown, "SLICE_BOUNDS", 50)  # a slice per few steps
+    with nsysparse.open_trace(traces[name]) as t:
+        got = report_digest(build_report(t))
+    assert {k: v for k, v in got.items() if v != DIGESTS[name][k]} == {}
