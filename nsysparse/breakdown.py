@@ -57,29 +57,48 @@ BREAKDOWN_COLUMNS = ["step", "category", "ns", "share"]
 I64 = npt.NDArray[np.int64]
 
 
+CALL_KINDS = ("copy", "sync", "other")
+
+
+def call_kinds(api_calls: pd.DataFrame) -> npt.NDArray[np.int8]:
+    """The index into CALL_KINDS of each API call (see :func:`classify_calls`),
+    classified per distinct base name: no string per row."""
+    base = pd.Categorical(api_calls["base_name"])  # a view of a categorical column
+    names = pd.Series(base.categories.to_numpy(dtype=object), dtype=object)
+    is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
+    per_name = np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2)).astype(np.int8)
+    codes = np.asarray(base.codes)
+    if per_name.size == 0:
+        return np.full(codes.size, 2, dtype=np.int8)
+    return np.where(codes >= 0, per_name[np.maximum(codes, 0)], 2).astype(np.int8)
+
+
 def classify_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
     """``api_calls`` (pid, tid, start_ns, end_ns, base_name) with ``kind``: ``copy``
     (any memcpy/memset call, async or blocking: a blocking ``cudaMemcpy`` is a
     copy call first, so its time with no copy in flight is ``copy_call``),
     ``sync`` (any other synchronising call) or ``other``. Classified per
     distinct base name, not per row."""
-    base = pd.Categorical(api_calls["base_name"])  # a view of a categorical column: no string per row
-    names = pd.Series(base.categories.to_numpy(dtype=object), dtype=object)
-    is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
-    kinds = pd.Index(["copy", "sync", "other"], dtype=object)
-    per_name = np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2))
     out = api_calls[["pid", "tid", "start_ns", "end_ns"]].copy()
-    codes = np.asarray(base.codes)
-    out["kind"] = pd.Categorical.from_codes(np.where(codes >= 0, per_name[np.maximum(codes, 0)] if len(per_name) else 2, 2),
-                                            categories=kinds)
+    out["kind"] = pd.Categorical.from_codes(call_kinds(api_calls), categories=pd.Index(CALL_KINDS, dtype=object))
     return out
 
 
-def _set(df: pd.DataFrame, lo: int, hi: int) -> tuple[I64, I64]:
-    """The union of ``df``'s intervals cut to ``[lo, hi)``."""
-    if df.empty:
+def _cut(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
+    """The union of the intervals ``(s, e)`` cut to ``[lo, hi)``."""
+    if s.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    return iv.union(*iv.clip(df["start_ns"].to_numpy(), df["end_ns"].to_numpy(), lo, hi))
+    return iv.union(*iv.clip(s, e, lo, hi))
+
+
+def _pick(df: pd.DataFrame, mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
+    """``start_ns`` and ``end_ns`` of the rows of ``df`` under ``mask``, as arrays (no frame copied)."""
+    return df["start_ns"].to_numpy(np.int64)[mask], df["end_ns"].to_numpy(np.int64)[mask]
+
+
+def _set(se: tuple[I64, I64], lo: int, hi: int) -> tuple[I64, I64]:
+    """The union of the intervals ``se`` (starts, ends) cut to ``[lo, hi)``."""
+    return _cut(se[0], se[1], lo, hi)
 
 
 def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
@@ -105,7 +124,11 @@ def segments(
     ``step``, ``start_ns``, ``end_ns``, ``category`` (an index into CATEGORIES),
     ``pid``, ``tid``. The segments of a step tile it exactly. Inputs as for
     :func:`step_breakdown`."""
-    calls = classify_calls(api_calls)
+    # the calls as plain arrays: a thread's calls of one kind are picked by index,
+    # never by copying frames of millions of rows
+    c_kind = call_kinds(api_calls)
+    c_pid, c_tid = api_calls["pid"].to_numpy(np.int64), api_calls["tid"].to_numpy(np.int64)
+    c_s, c_e = api_calls["start_ns"].to_numpy(np.int64), api_calls["end_ns"].to_numpy(np.int64)
     cat_copy = copies.assign(cls=_copy_class(copies))
     parts = []
     for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
@@ -113,21 +136,23 @@ def segments(
         lo, hi = int(st["start_ns"].min()), int(st["end_ns"].max())
         if hi <= lo:
             continue
-        own = (lambda df: df[(df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)])
-        proc = (lambda df: df[df["pid"].to_numpy() == pid])
-        c = own(calls)
-        pc = proc(cat_copy)
+        own = (lambda df: _pick(df, (df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)))
+        proc = (lambda df: _pick(df, df["pid"].to_numpy() == pid))
+        mine = np.flatnonzero((c_pid == pid) & (c_tid == tid))
+        by_kind = {k: mine[c_kind[mine] == i] for i, k in enumerate(CALL_KINDS)}
+        pc = cat_copy[cat_copy["pid"].to_numpy() == pid]
         sets = [
             _set(proc(compute), lo, hi),                       # 0 gpu
             _set(own(waits), lo, hi),                          # 1 wait
-            _set(c[c["kind"] == "sync"], lo, hi),              # 2 sync call
-            _set(c[c["kind"] == "copy"], lo, hi),              # 3 copy call
-            _set(c[c["kind"] == "other"], lo, hi),             # 4 other CUDA call
+            _cut(c_s[by_kind["sync"]], c_e[by_kind["sync"]], lo, hi),    # 2 sync call
+            _cut(c_s[by_kind["copy"]], c_e[by_kind["copy"]], lo, hi),    # 3 copy call
+            _cut(c_s[by_kind["other"]], c_e[by_kind["other"]], lo, hi),  # 4 other CUDA call
             _set(own(os_calls), lo, hi),                       # 5 OS call
-            *(_set(pc[pc["cls"] == cls], lo, hi) for cls in COPY_CLASSES.values()),  # 6-10
+            *(_set(_pick(pc, (pc["cls"] == cls).to_numpy()), lo, hi) for cls in COPY_CLASSES.values()),  # 6-10
             _set(proc(memsets), lo, hi),                       # 11 memset
             _set(proc(disk), lo, hi),                          # 12 disk read
         ]
+        del mine, by_kind
         ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
         for a, b in _slices(ss, hi, sum(x[0].size for x in sets)):
             parts.append(_slice_segments(ss, se, st["step"].to_numpy(), sets, a, b, pid, tid))
