@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     a.workdir.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     results = {"machine": machine(), "source": str(a.source), "reps": a.reps, "sizes": [],
-               "commit": commit.stdout.strip() or None,
+               "commit": commit.stdout.strip() or os.environ.get("NSYSPARSE_BENCH_COMMIT"),  # a snapshot has no .git
                "adbc": _adbc_version(py, env), "mem_limit_gb": a.mem_limit_gb}
     print(json.dumps(results["machine"]), file=sys.stderr)
     base_steps = None
