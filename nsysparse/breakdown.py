@@ -106,8 +106,7 @@ def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
     if us.size == 0:
         return np.zeros(t.size, dtype=bool)
     i = np.searchsorted(us, t, side="right") - 1
-    ic = np.clip(i, 0, None)
-    return (i >= 0) & (t < ue[ic])
+    return (i >= 0) & (t < ue[np.maximum(i, 0)])
 
 
 def segments(
@@ -189,15 +188,17 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
     neighbours of one category merged (sums per step unchanged), but for OS-call
     time, whose segments os_call_names attributes to the call covering each start."""
     inner = (ss >= a) & (ss <= b), (se >= a) & (se <= b)
-    bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b],
-                                         *(x for us, ue in sets for x in _within(us, ue, a, b))]))
+    # each set cut to the slice: on [a, b) it is on exactly where the whole set is,
+    # and searching the slice's part is what keeps the sweep in cache
+    local = [_within(us, ue, a, b) for us, ue in sets]
+    bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b], *(x for se_ in local for x in se_)]))
     seg_s, seg_e = bounds[:-1], bounds[1:]
     # the step holding each segment (steps of one thread do not overlap)
     k = np.searchsorted(ss, seg_s, side="right") - 1
     kc = np.clip(k, 0, None)
     inside = (k >= 0) & (seg_s < se[kc])
     seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
-    on = [_on(us, ue, seg_s) for us, ue in sets]
+    on = [_on(us, ue, seg_s) for us, ue in local]
     gpu, wait, sync, ccall, other, osc = on[:6]
     pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
     blocked = wait | sync | ccall
@@ -206,7 +207,7 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
          pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
         list(range(13)), default=13,
     ).astype(np.int64)
-    del on, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
+    del on, local, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
     same = np.r_[False, (k[1:] == k[:-1]) & (cat[1:] == cat[:-1]) & (seg_s[1:] == seg_e[:-1])
                  & (cat[1:] != CATEGORIES.index("os_call"))]
     first = np.flatnonzero(~same)

@@ -225,13 +225,14 @@ class Trace:
         return (min(lo), max(hi)) if lo else (None, None)
 
     def prefetch(self) -> "Trace":
-        """Read the large tables concurrently: the NVTX ranges, the API calls and the
-        raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
+        """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
+        runtime calls and the raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
         conversion release the GIL), then join the ops to their launching calls."""
         gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key)]
-        with ThreadPoolExecutor(max_workers=2 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
+        with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
-            jobs = [pool.submit(lambda: self.nvtx_ranges), pool.submit(lambda: self.api_calls)]
+            jobs = [pool.submit(lambda: self.nvtx_ranges), pool.submit(lambda: self.api_calls),
+                    pool.submit(lambda: self.os_calls)]  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
             for key, job in raw.items():
                 self._raw[key] = job.result()
