@@ -44,34 +44,24 @@ from make_large import make_large  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "offload_disk.sqlite"
 
-# The columns nsysparse's loader reads (nsysparse/trace.py), per table.
-NEEDED: dict[str, list[str]] = {
-    "NVTX_EVENTS": ["start", "end", "eventType", "text", "textId", "globalTid", "endGlobalTid",
-                    "domainId", "int64Value", "uint64Value", "int32Value", "uint32Value",
-                    "doubleValue", "floatValue"],
-    "CUPTI_ACTIVITY_KIND_RUNTIME": ["start", "end", "globalTid", "correlationId", "nameId", "returnValue"],
-    "CUPTI_ACTIVITY_KIND_KERNEL": ["start", "end", "deviceId", "streamId", "correlationId", "globalPid",
-                                   "demangledName", "shortName", "graphNodeId"],
-    "CUPTI_ACTIVITY_KIND_MEMCPY": ["start", "end", "deviceId", "streamId", "correlationId", "globalPid",
-                                   "bytes", "copyKind", "srcKind", "dstKind", "srcDeviceId", "dstDeviceId"],
-    "CUPTI_ACTIVITY_KIND_MEMSET": ["start", "end", "deviceId", "streamId", "correlationId", "globalPid", "bytes"],
-    "CUPTI_ACTIVITY_KIND_GRAPH_TRACE": ["start", "end", "deviceId", "streamId", "correlationId", "globalPid",
-                                        "graphId", "graphExecId"],
-    "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION": ["start", "end", "deviceId", "streamId", "correlationId",
-                                            "globalPid", "syncType"],
-    "StringIds": ["id", "value"],
-}
-
-
 def needed_columns(path: Path) -> dict[str, list[str]]:
-    """NEEDED, restricted to the tables and columns ``path`` has."""
+    """The tables and columns nsysparse's loader reads from ``path``, from its one
+    declaration (nsysparse.schema.TABLES): each declared table the export has,
+    with the first present name of each declared column."""
+    sys.path.insert(0, str(ROOT))
+    from nsysparse import schema as S
+
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        out = {}
-        for t, cols in NEEDED.items():
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        out: dict[str, list[str]] = {}
+        for decl in S.TABLES:
+            t = next((n for n in decl.names if n in tables), None)
+            if t is None or t in out:
+                continue
             have = {r[1] for r in con.execute("SELECT * FROM pragma_table_info(?)", (t,))}
-            if have:
-                out[t] = [c for c in cols if c in have]
+            cols = [next(n for n in c.names if n in have) for c in decl.cols if any(n in have for n in c.names)]
+            out[t] = list(dict.fromkeys(cols))
         return out
     finally:
         con.close()
@@ -89,11 +79,33 @@ print(n)
 """
 
 
+ARROW_FLOOR = """
+import sys, json
+path, needed, reader = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+n = 0
+for t, cols in needed.items():
+    sql = f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{t}"'
+    if reader == "adbc":
+        import adbc_driver_sqlite.dbapi as adbc
+        with adbc.connect(f"file:{path}?mode=ro") as con, con.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
+            cur.execute(sql)
+            n += cur.fetch_arrow_table().num_rows
+    else:
+        import connectorx as cx
+        n += cx.read_sql(f"sqlite://{path}", sql, return_type="arrow").num_rows
+print(n)
+"""
+
+
+TEXT_COLUMNS = {"text", "value", "label", "name", "busLocation"}  # read as TEXT by the loader
+
+
 def c_floor_sql(needed: dict[str, list[str]]) -> str:
     """One ``SELECT total(col), ...`` per table: SQLite decodes every value, in C."""
     parts = []
     for t, cols in needed.items():
-        agg = ", ".join(f'total(length("{c}"))' if c in ("text", "value") else f'total("{c}")' for c in cols)
+        agg = ", ".join(f'total(length("{c}"))' if c in TEXT_COLUMNS else f'total("{c}")' for c in cols)
         parts.append(f'SELECT {agg} FROM "{t}";')
     return "\n".join(parts)
 
@@ -205,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "nsysparse-bench")
     p.add_argument("--json", type=Path, help="write the results here too")
-    p.add_argument("--skip", nargs="*", default=[], choices=["report", "no_charts", "py_floor", "c_floor"])
+    p.add_argument("--skip", nargs="*", default=[],
+                   choices=["report", "no_charts", "py_floor", "c_floor", "adbc_floor", "cx_floor"])
     p.add_argument("--mem-limit-gb", type=float, help="RLIMIT_DATA of each command: a run past it fails, recorded")
     a = p.parse_args(argv)
     global MEM_LIMIT_BYTES
@@ -214,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     a.workdir.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     results = {"machine": machine(), "source": str(a.source), "reps": a.reps, "sizes": [],
+               "commit": commit.stdout.strip() or os.environ.get("NSYSPARSE_BENCH_COMMIT"),  # a snapshot has no .git
                "adbc": _adbc_version(py, env), "mem_limit_gb": a.mem_limit_gb}
     print(json.dumps(results["machine"]), file=sys.stderr)
     base_steps = None
@@ -236,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             "no_charts": [py, "-m", "nsysparse", "report", str(trace), "--out", str(out), "--no-charts"],
             "py_floor": [py, "-c", PY_FLOOR, str(trace), json.dumps(needed)],
             "c_floor": ["sqlite3", "-readonly", str(trace), c_floor_sql(needed)],
+            "adbc_floor": [py, "-c", ARROW_FLOOR, str(trace), json.dumps(needed), "adbc"],
+            "cx_floor": [py, "-c", ARROW_FLOOR, str(trace), json.dumps(needed), "connectorx"],
         }
         for name, cmd in cmds.items():
             if name in a.skip:
@@ -247,12 +264,17 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{name}_check"] = check(out, expect, base_steps) or "ok"
         for name in ("report", "no_charts"):
             if name in row and "failed" not in row[name]:
-                for floor in ("py_floor", "c_floor"):
-                    if floor in row:
+                arrow = [row[f]["wall_s"] for f in ("adbc_floor", "cx_floor") if f in row and "failed" not in row[f]]
+                if arrow:
+                    row[f"{name}/arrow_floor"] = round(row[name]["wall_s"] / min(arrow), 2)
+                for floor in ("py_floor", "c_floor", "adbc_floor", "cx_floor"):
+                    if floor in row and "failed" not in row[floor]:
                         row[f"{name}/{floor}"] = round(row[name]["wall_s"] / row[floor]["wall_s"], 2)
         shutil.rmtree(out, ignore_errors=True)
         results["sizes"].append(row)
         print(json.dumps(row), flush=True)
+        if a.json:  # after every size: a later size that takes the machine down keeps these
+            a.json.write_text(json.dumps(results, indent=2) + "\n")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -2,12 +2,14 @@
 # nsysparse report vs `nsys stats` on one large trace, on the GPU machine (issue 6, item 2).
 #
 #   bash benchmarks/vs_nsys.sh [K] [REPS]      # K copies of offload_disk (default 1050: 1.04 GB)
+#   SRC=tests/data/runs/deepseek_disk_stream.sqlite bash benchmarks/vs_nsys.sh 700 2   # the 2 GB curve point
 #
 # Needs, carried with the working tree: .device-libs (nsys-env.sh sets $NSYS) and, when the
 # machine's python3 lacks pandas/pyarrow, .whl/device-site.tar.xz (bash benchmarks/device_site.sh).
 # Writes $OUT/vs_nsys.json (or ./vs_nsys.json): wall s and peak RSS of each command, the best of REPS.
 set -euo pipefail
 K=${1:-1050}
+SRC=${SRC:-tests/data/offload_disk.sqlite}
 REPS=${2:-2}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -23,12 +25,12 @@ python3 -c "import sys, numpy, pandas, pyarrow; print('python', sys.version.spli
 
 W=/tmp/vs_nsys
 rm -rf "$W" && mkdir -p "$W"
-python3 benchmarks/make_large.py tests/data/offload_disk.sqlite "$W/trace.sqlite" -k "$K"
+python3 benchmarks/make_large.py "$SRC" "$W/trace.sqlite" -k "$K"
 cp "$W/trace.sqlite" "$W/trace_nsys.sqlite"   # nsys stats gets its own copy: it may add to the file
 
 REPORTS=nvtx_sum,nvtx_gpu_proj_trace,cuda_gpu_mem_size_sum,cuda_gpu_mem_time_sum,cuda_api_sum,cuda_gpu_kern_sum
 RESULT=${OUT:-.}/vs_nsys.json
-K=$K REPS=$REPS W=$W REPORTS=$REPORTS RESULT=$RESULT python3 - <<'PY'
+K=$K SRC=$SRC REPS=$REPS W=$W REPORTS=$REPORTS RESULT=$RESULT python3 - <<'PY'
 import json, os, shutil, subprocess, sys
 sys.path.insert(0, "benchmarks")
 import bench  # timed(): wall s and peak RSS of one child, under /usr/bin/time when there is one
@@ -47,7 +49,13 @@ cmds = {
     "nsysparse_no_charts": lambda i: [py, "-m", "nsysparse", "report", trace, "--out", f"{W}/np{i}", "--no-charts"],
     "py_floor": lambda i: [py, "-c", bench.PY_FLOOR, trace, json.dumps(needed)],
     "c_floor": lambda i: ["sqlite3", "-readonly", trace, bench.c_floor_sql(needed)],
+    "adbc_floor": lambda i: [py, "-c", bench.ARROW_FLOOR, trace, json.dumps(needed), "adbc"],
 }
+try:
+    import connectorx  # noqa: F401  (not in the device bundle; timed where it is there)
+    cmds["cx_floor"] = lambda i: [py, "-c", bench.ARROW_FLOOR, trace, json.dumps(needed), "connectorx"]
+except ImportError:
+    pass
 try:
     import matplotlib  # noqa: F401
     cmds["nsysparse_report"] = lambda i: [py, "-m", "nsysparse", "report", trace, "--out", f"{W}/npc{i}"]
@@ -55,7 +63,7 @@ except ImportError:
     pass
 if shutil.which("sqlite3") is None:
     del cmds["c_floor"]
-res = {"k": int(os.environ["K"]), "size_mb": round(os.path.getsize(trace) / 1e6, 1), "cores": os.cpu_count(),
+res = {"k": int(os.environ["K"]), "source": os.environ["SRC"], "size_mb": round(os.path.getsize(trace) / 1e6, 1), "cores": os.cpu_count(),
        "nsys": subprocess.run([nsys, "--version"], capture_output=True, text=True).stdout.strip(),
        "machine": bench.machine()}
 for name, cmd in cmds.items():

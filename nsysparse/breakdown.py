@@ -57,26 +57,48 @@ BREAKDOWN_COLUMNS = ["step", "category", "ns", "share"]
 I64 = npt.NDArray[np.int64]
 
 
+CALL_KINDS = ("copy", "sync", "other")
+
+
+def call_kinds(api_calls: pd.DataFrame) -> npt.NDArray[np.int8]:
+    """The index into CALL_KINDS of each API call (see :func:`classify_calls`),
+    classified per distinct base name: no string per row."""
+    base = pd.Categorical(api_calls["base_name"])  # a view of a categorical column
+    names = pd.Series(base.categories.to_numpy(dtype=object), dtype=object)
+    is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
+    per_name = np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2)).astype(np.int8)
+    codes = np.asarray(base.codes)
+    if per_name.size == 0:
+        return np.full(codes.size, 2, dtype=np.int8)
+    return np.where(codes >= 0, per_name[np.maximum(codes, 0)], 2).astype(np.int8)
+
+
 def classify_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
     """``api_calls`` (pid, tid, start_ns, end_ns, base_name) with ``kind``: ``copy``
     (any memcpy/memset call, async or blocking: a blocking ``cudaMemcpy`` is a
     copy call first, so its time with no copy in flight is ``copy_call``),
     ``sync`` (any other synchronising call) or ``other``. Classified per
     distinct base name, not per row."""
-    names = pd.Series(api_calls["base_name"].astype(object).unique(), dtype=object)
-    is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
-    kind = np.where(is_copy, "copy", np.where(names.isin(S.SYNC_CALLS), "sync", "other"))
-    lookup = dict(zip(names, kind))
     out = api_calls[["pid", "tid", "start_ns", "end_ns"]].copy()
-    out["kind"] = api_calls["base_name"].astype(object).map(lookup).to_numpy(dtype=object)
+    out["kind"] = pd.Categorical.from_codes(call_kinds(api_calls), categories=pd.Index(CALL_KINDS, dtype=object))
     return out
 
 
-def _set(df: pd.DataFrame, lo: int, hi: int) -> tuple[I64, I64]:
-    """The union of ``df``'s intervals cut to ``[lo, hi)``."""
-    if df.empty:
+def _cut(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
+    """The union of the intervals ``(s, e)`` cut to ``[lo, hi)``."""
+    if s.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    return iv.union(*iv.clip(df["start_ns"].to_numpy(), df["end_ns"].to_numpy(), lo, hi))
+    return iv.union(*iv.clip(s, e, lo, hi))
+
+
+def _pick(df: pd.DataFrame, mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
+    """``start_ns`` and ``end_ns`` of the rows of ``df`` under ``mask``, as arrays (no frame copied)."""
+    return df["start_ns"].to_numpy(np.int64)[mask], df["end_ns"].to_numpy(np.int64)[mask]
+
+
+def _set(se: tuple[I64, I64], lo: int, hi: int) -> tuple[I64, I64]:
+    """The union of the intervals ``se`` (starts, ends) cut to ``[lo, hi)``."""
+    return _cut(se[0], se[1], lo, hi)
 
 
 def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
@@ -84,8 +106,7 @@ def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
     if us.size == 0:
         return np.zeros(t.size, dtype=bool)
     i = np.searchsorted(us, t, side="right") - 1
-    ic = np.clip(i, 0, None)
-    return (i >= 0) & (t < ue[ic])
+    return (i >= 0) & (t < ue[np.maximum(i, 0)])
 
 
 def segments(
@@ -102,7 +123,11 @@ def segments(
     ``step``, ``start_ns``, ``end_ns``, ``category`` (an index into CATEGORIES),
     ``pid``, ``tid``. The segments of a step tile it exactly. Inputs as for
     :func:`step_breakdown`."""
-    calls = classify_calls(api_calls)
+    # the calls as plain arrays: a thread's calls of one kind are picked by index,
+    # never by copying frames of millions of rows
+    c_kind = call_kinds(api_calls)
+    c_pid, c_tid = api_calls["pid"].to_numpy(np.int64), api_calls["tid"].to_numpy(np.int64)
+    c_s, c_e = api_calls["start_ns"].to_numpy(np.int64), api_calls["end_ns"].to_numpy(np.int64)
     cat_copy = copies.assign(cls=_copy_class(copies))
     parts = []
     for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
@@ -110,46 +135,85 @@ def segments(
         lo, hi = int(st["start_ns"].min()), int(st["end_ns"].max())
         if hi <= lo:
             continue
-        own = (lambda df: df[(df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)])
-        proc = (lambda df: df[df["pid"].to_numpy() == pid])
-        c = own(calls)
-        pc = proc(cat_copy)
+        own = (lambda df: _pick(df, (df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)))
+        proc = (lambda df: _pick(df, df["pid"].to_numpy() == pid))
+        mine = np.flatnonzero((c_pid == pid) & (c_tid == tid))
+        by_kind = {k: mine[c_kind[mine] == i] for i, k in enumerate(CALL_KINDS)}
+        pc = cat_copy[cat_copy["pid"].to_numpy() == pid]
         sets = [
             _set(proc(compute), lo, hi),                       # 0 gpu
             _set(own(waits), lo, hi),                          # 1 wait
-            _set(c[c["kind"] == "sync"], lo, hi),              # 2 sync call
-            _set(c[c["kind"] == "copy"], lo, hi),              # 3 copy call
-            _set(c[c["kind"] == "other"], lo, hi),             # 4 other CUDA call
+            _cut(c_s[by_kind["sync"]], c_e[by_kind["sync"]], lo, hi),    # 2 sync call
+            _cut(c_s[by_kind["copy"]], c_e[by_kind["copy"]], lo, hi),    # 3 copy call
+            _cut(c_s[by_kind["other"]], c_e[by_kind["other"]], lo, hi),  # 4 other CUDA call
             _set(own(os_calls), lo, hi),                       # 5 OS call
-            *(_set(pc[pc["cls"] == cls], lo, hi) for cls in COPY_CLASSES.values()),  # 6-10
+            *(_set(_pick(pc, (pc["cls"] == cls).to_numpy()), lo, hi) for cls in COPY_CLASSES.values()),  # 6-10
             _set(proc(memsets), lo, hi),                       # 11 memset
             _set(proc(disk), lo, hi),                          # 12 disk read
         ]
-        bounds = np.unique(np.concatenate(
-            [st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64), *(x for s in sets for x in s)]))
-        seg_s, seg_e = bounds[:-1], bounds[1:]
-        # the step holding each segment (steps of one thread do not overlap)
+        del mine, by_kind
         ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
-        k = np.searchsorted(ss, seg_s, side="right") - 1
-        kc = np.clip(k, 0, None)
-        inside = (k >= 0) & (seg_s < se[kc])
-        seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
-        on = [_on(us, ue, seg_s) for us, ue in sets]
-        gpu, wait, sync, ccall, other, osc = on[:6]
-        pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
-        blocked = wait | sync | ccall
-        cat = np.select(
-            [gpu, ~blocked & other, ~blocked & osc, ~blocked,
-             pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
-            list(range(13)), default=13,
-        )
-        parts.append(pd.DataFrame({"step": st["step"].to_numpy()[k], "start_ns": seg_s, "end_ns": seg_e,
-                                   "category": cat.astype(np.int64), "pid": pid, "tid": tid}))
+        for a, b in _slices(ss, hi, sum(x[0].size for x in sets)):
+            parts.append(_slice_segments(ss, se, st["step"].to_numpy(), sets, a, b, pid, tid))
     if not parts:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
                              "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype="int64"),
                              "pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64")})
     return pd.concat(parts, ignore_index=True)
+
+
+SLICE_BOUNDS = 1 << 21  # set boundaries per slice of a thread's steps: bounds the sweep's memory
+
+
+def _slices(ss: I64, hi: int, n_bounds: int) -> list[tuple[int, int]]:
+    """The thread's span ``[ss[0], hi)`` cut at step starts into slices of about
+    SLICE_BOUNDS set boundaries each (the sets' boundaries spread over the steps
+    roughly evenly); every instant lies in exactly one slice, and a cut is a step
+    start, which is a segment boundary anyway, so the segments are the same."""
+    k = max(1, min(len(ss), -(-n_bounds // SLICE_BOUNDS)))
+    cuts = [int(ss[i]) for i in np.linspace(0, len(ss), k + 1).astype(np.int64)[1:-1]]
+    edges = [int(ss[0]), *sorted(set(c for c in cuts if ss[0] < c < hi)), hi]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _within(us: I64, ue: I64, a: int, b: int) -> tuple[I64, I64]:
+    """The part of the normalised set ``(us, ue)`` inside ``[a, b]``."""
+    i0, i1 = np.searchsorted(ue, a, side="left"), np.searchsorted(us, b, side="right")
+    return np.maximum(us[i0:i1], a), np.minimum(ue[i0:i1], b)
+
+
+def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I64]], a: int, b: int,
+                    pid: int, tid: int) -> pd.DataFrame:
+    """The elementary segments of the thread's steps inside ``[a, b)``, categorised;
+    neighbours of one category merged (sums per step unchanged), but for OS-call
+    time, whose segments os_call_names attributes to the call covering each start."""
+    inner = (ss >= a) & (ss <= b), (se >= a) & (se <= b)
+    # each set cut to the slice: on [a, b) it is on exactly where the whole set is,
+    # and searching the slice's part is what keeps the sweep in cache
+    local = [_within(us, ue, a, b) for us, ue in sets]
+    bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b], *(x for se_ in local for x in se_)]))
+    seg_s, seg_e = bounds[:-1], bounds[1:]
+    # the step holding each segment (steps of one thread do not overlap)
+    k = np.searchsorted(ss, seg_s, side="right") - 1
+    kc = np.clip(k, 0, None)
+    inside = (k >= 0) & (seg_s < se[kc])
+    seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
+    on = [_on(us, ue, seg_s) for us, ue in local]
+    gpu, wait, sync, ccall, other, osc = on[:6]
+    pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
+    blocked = wait | sync | ccall
+    cat = np.select(
+        [gpu, ~blocked & other, ~blocked & osc, ~blocked,
+         pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
+        list(range(13)), default=13,
+    ).astype(np.int64)
+    del on, local, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
+    same = np.r_[False, (k[1:] == k[:-1]) & (cat[1:] == cat[:-1]) & (seg_s[1:] == seg_e[:-1])
+                 & (cat[1:] != CATEGORIES.index("os_call"))]
+    first = np.flatnonzero(~same)
+    last = np.r_[first[1:], seg_s.size] - 1
+    return pd.DataFrame({"step": step[k[first]], "start_ns": seg_s[first], "end_ns": seg_e[last],
+                         "category": cat[first], "pid": pid, "tid": tid})
 
 
 def _copy_class(copies: pd.DataFrame) -> npt.NDArray[np.object_]:

@@ -47,7 +47,7 @@ def api_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
         }
     )
     out["dur_ns"] = out["end_ns"] - out["start_ns"]
-    return S.conform(out.sort_values("start_ns", kind="stable", ignore_index=True), S.RUNTIME.out)
+    return S.conform(S.sorted_by_start(out), S.RUNTIME.out)
 
 
 class Ops:
@@ -146,7 +146,7 @@ class Ops:
         elif decl is S.GRAPH:
             base["graph_id"] = raw["graphId"].astype("int64").to_numpy()
             base["graph_exec_id"] = raw["graphExecId"].astype("int64").to_numpy()
-        return S.conform(base.sort_values("start_ns", kind="stable", ignore_index=True), decl.out)
+        return S.conform(S.sorted_by_start(base), decl.out)
 
 
 def sync_events(rd: Reader) -> pd.DataFrame:
@@ -227,4 +227,4 @@ def os_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
         }
     )
     out["dur_ns"] = out["end_ns"] - out["start_ns"]
-    return S.conform(out.sort_values("start_ns", kind="stable", ignore_index=True), S.OSRT.out)
+    return S.conform(S.sorted_by_start(out), S.OSRT.out)

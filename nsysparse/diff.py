@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from . import intervals as iv
 from .breakdown import CATEGORIES, breakdown_wide
 from .metrics import METRICS, STEP_SUM_COLUMNS
 from .report import Report, Settings, jsonable
@@ -168,7 +169,7 @@ def busy_shares(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     if s.size == 0:
         return np.zeros(0)
     e = np.maximum(e, s)
-    bounds = np.unique(np.concatenate([s, e]))
+    bounds = iv.distinct(np.concatenate([s, e]))
     si, ei = np.searchsorted(bounds, s), np.searchsorted(bounds, e)
     depth = np.cumsum(np.bincount(si, minlength=bounds.size) - np.bincount(ei, minlength=bounds.size))[:-1]
     per_seg = np.where(depth > 0, np.diff(bounds) / np.maximum(depth, 1), 0.0)

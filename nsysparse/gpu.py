@@ -42,7 +42,10 @@ def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has
     kernel or graph table and either kernel launches were called or no GPU op
     was recorded at all (then nothing shows the GPU was traced); ``"copies"``
     when there is no memcpy table but copy calls were made."""
-    names = pd.Series(api_calls["base_name"].astype(object).unique())
+    base = pd.Categorical(api_calls["base_name"])  # the names called, from the codes: no string per row
+    codes = np.asarray(base.codes)
+    seen = np.bincount(codes[codes >= 0], minlength=len(base.categories)) > 0
+    names = pd.Series(base.categories.to_numpy(dtype=object)[seen], dtype=object)
     missing = set()
     if not has_kernels and (not has_gpu_ops or names.isin(KERNEL_LAUNCH_CALLS).any()):
         missing.add("kernels")

@@ -22,6 +22,15 @@ def _as_i64(a: npt.ArrayLike) -> I64:
     return np.asarray(a, dtype=np.int64).reshape(-1)
 
 
+def distinct(values: npt.ArrayLike) -> I64:
+    """The sorted distinct values of an int64 array, by sort: numpy 2.4's
+    ``np.unique`` hashes first and is 15x slower on millions of timestamps."""
+    v = np.sort(_as_i64(values), kind="stable")
+    if v.size == 0:
+        return v
+    return v[np.r_[True, v[1:] != v[:-1]]]
+
+
 def union(starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[I64, I64]:
     """Merge intervals into a sorted, disjoint set (touching intervals merge)."""
     s, e = _as_i64(starts), _as_i64(ends)
@@ -29,8 +38,9 @@ def union(starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[I64, I64]:
     s, e = s[keep], e[keep]
     if s.size == 0:
         return s, e
-    order = np.argsort(s, kind="stable")
-    s, e = s[order], e[order]
+    if not bool((s[1:] >= s[:-1]).all()):  # the loaded tables come sorted by start: skip the sort
+        order = np.argsort(s, kind="stable")
+        s, e = s[order], e[order]
     run_end = np.maximum.accumulate(e)
     # a new merged interval begins where the start passes every earlier end
     new = np.empty(s.size, dtype=bool)

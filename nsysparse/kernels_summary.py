@@ -48,16 +48,15 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     if kernels.empty:
         return _empty()
     dur = kernels["dur_ns"].to_numpy(dtype=np.int64)
-    name = pd.Series(kernels["name"].astype(object).to_numpy(), dtype=object).fillna(UNNAMED).to_numpy()
-    short = pd.Series(kernels["short_name"].astype(object).to_numpy(), dtype=object).fillna(UNNAMED).to_numpy()
-    k = pd.DataFrame({"name": name, "short_name": short, "dur_ns": dur})
+    # names stay categorical (a code per launch, not a string: millions of launches share a few hundred names)
+    k = pd.DataFrame({"name": _named(kernels["name"]), "short_name": _named(kernels["short_name"]), "dur_ns": dur})
 
     measured = steps[~steps["warmup"].astype(bool)] if not steps.empty else steps
     n_steps = len(measured)
     in_step = assign_to_steps(measured, kernels["start_ns"].to_numpy(), kernels["pid"].to_numpy()) >= 0
     k["step_dur_ns"] = np.where(in_step, dur, 0)
 
-    g = k.groupby("name", sort=False)
+    g = k.groupby("name", sort=False, observed=True)
     d = g["dur_ns"]
     q = pd.DataFrame({0.5: d.quantile(0.5), 0.95: d.quantile(0.95)})
     out = pd.DataFrame(
@@ -78,8 +77,22 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     grand = int(dur.sum())
     out["share"] = out["total_ns"] / grand if grand > 0 else np.nan
     out = out.rename_axis("name").reset_index()
+    for col in ("name", "short_name"):  # text as pandas infers it from strings (``str`` in pandas 3)
+        out[col] = pd.Series(out[col].to_numpy(dtype=object), index=out.index)
     out = out.sort_values(["total_ns", "name"], ascending=[False, True], ignore_index=True)
     return out[list(COLUMNS)]
+
+
+def _named(names: pd.Series) -> pd.Categorical:
+    """``names`` as a Categorical of plain strings, a missing name as UNNAMED."""
+    c = pd.Categorical(names)
+    cats = pd.Index(c.categories.to_numpy(dtype=object), dtype=object)
+    codes = np.asarray(c.codes)
+    if (codes < 0).any():
+        if UNNAMED not in cats:
+            cats = cats.append(pd.Index([UNNAMED], dtype=object))
+        codes = np.where(codes < 0, cats.get_loc(UNNAMED), codes)
+    return pd.Categorical.from_codes(codes, categories=cats)
 
 
 def _empty() -> pd.DataFrame:

@@ -91,29 +91,32 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     # expand slices into (range, op) pairs: O(ops x nesting depth)
     offsets = np.arange(rid.size) - np.repeat(np.cumsum((hi - lo)[has]) - (hi - lo)[has], (hi - lo)[has])
     op_idx = np.repeat(lo[has], (hi - lo)[has]) + offsets
-    pairs = pd.DataFrame({"r": rid, "o": op_idx})
     # the call must also end inside the range (matters only for start/end ranges)
-    pairs = pairs[ops["api_end_ns"].to_numpy()[op_idx] <= r["end_ns"].to_numpy()[rid]]
-    if pairs.empty:
+    keep = ops["api_end_ns"].to_numpy()[op_idx] <= r["end_ns"].to_numpy()[rid]
+    rid, o = rid[keep], op_idx[keep]
+    if rid.size == 0:
         return _empty()
-    o = pairs["o"].to_numpy()
-    pairs["start"] = ops["start_ns"].to_numpy()[o]
-    pairs["end"] = ops["end_ns"].to_numpy()[o]
-    pairs["corr"] = ops["correlation_id"].to_numpy()[o]
-    pairs["bytes"] = ops["bytes"].to_numpy()[o]
-    op_type = ops["op"].to_numpy()[o]
-    for t in OP_TYPES:
-        pairs[t] = (op_type == t).astype(np.int64)
-    g = pairs.groupby("r", sort=True)
-    agg = g.agg(
-        proj_start_ns=("start", "min"),
-        proj_end=("end", "max"),
-        num_gpu_ops=("corr", "nunique"),
-        bytes=("bytes", "sum"),
-        **{t: (t, "sum") for t in OP_TYPES},
+    # pairs come grouped by range, in range order, each range's ops in (launch, correlation
+    # id) order: per-range sums are reduceat over contiguous runs, no group-by; the ops of
+    # one call (one correlation id) are adjacent, so distinct ids are the changes of id
+    start, end = ops["start_ns"].to_numpy()[o], ops["end_ns"].to_numpy()[o]
+    corr = ops["correlation_id"].to_numpy()[o]
+    new_r = np.r_[True, rid[1:] != rid[:-1]]
+    first = np.flatnonzero(new_r)
+    new_op = new_r | np.r_[True, corr[1:] != corr[:-1]]
+    op_type = np.asarray(pd.Categorical(ops["op"], categories=list(OP_TYPES)).codes)[o]
+    agg = pd.DataFrame(
+        {
+            "proj_start_ns": np.minimum.reduceat(start, first),
+            "proj_end": np.maximum.reduceat(end, first),
+            "num_gpu_ops": np.add.reduceat(new_op.astype(np.int64), first),
+            "bytes": np.add.reduceat(ops["bytes"].to_numpy(dtype=np.int64)[o], first),
+            **{t: np.add.reduceat((op_type == i).astype(np.int64), first) for i, t in enumerate(OP_TYPES)},
+        },
+        index=rid[first],
     )
-    codes = agg.index.get_indexer(pairs["r"].to_numpy())  # groups are sorted: codes follow agg's rows
-    agg["proj_busy_ns"] = iv.grouped_total(codes, pairs["start"].to_numpy(), pairs["end"].to_numpy(), len(agg))
+    codes = np.cumsum(new_r) - 1
+    agg["proj_busy_ns"] = iv.grouped_total(codes, start, end, len(agg))
     rr = r.iloc[agg.index.to_numpy()]
     out = pd.DataFrame(
         {

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import progress
 from . import schema as S
 from .errors import InputLocked, InputMissing, NotADatabase, NotAnExport
 
@@ -243,7 +244,9 @@ class Reader:
             bad.append((f"{e} < {s}", f"ended before they started ({decl.span[1]} < {decl.span[0]})"))
         narrow = f"({where})" if where else "1"
         ok = " AND ".join(f"NOT COALESCE({b}, 0)" for b, _ in bad) or "1"
-        df = self.query(f'SELECT {", ".join(exprs)} FROM "{table}" WHERE {narrow} AND {ok}', params)
+        rows = self.row_estimate(table) if progress.enabled() else None
+        with progress.phase(f"reading {table}" + (f" ({label})" if label else ""), rows=rows):
+            df = self.query(f'SELECT {", ".join(exprs)} FROM "{table}" WHERE {narrow} AND {ok}', params)
         if bad:
             self._count_dropped(table, decl, label or decl.label, narrow, params, bad, len(df))
         if decl.unique and decl.unique in present and len(df):
@@ -252,6 +255,15 @@ class Reader:
                 self.note(f"{table}: {int(dup.sum()):,} rows repeat the {decl.unique} of an earlier row: the first of each kept")
                 df = df[~dup].reset_index(drop=True)
         return df
+
+    def row_estimate(self, table: str) -> int | None:
+        """About how many rows ``table`` holds (its largest rowid: an index lookup,
+        not a scan; exact for an export, whose rows are never deleted)."""
+        try:
+            n = self.con.execute(f'SELECT MAX(rowid) FROM "{table}"').fetchone()[0]
+        except sqlite3.Error:
+            return None  # a WITHOUT ROWID table, or a read that fails later with its own error
+        return int(n) if isinstance(n, int) else 0
 
     def _count_dropped(self, table: str, decl: S.Table, label: str, narrow: str, params: tuple,
                        bad: list[tuple[str, str]], kept: int) -> None:

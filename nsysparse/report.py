@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import __version__
 from . import conventions as C
+from . import progress
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
@@ -99,8 +100,14 @@ def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
         re.compile(settings.wait)
     except re.error as exc:
         raise UsageError(None, f"--wait {settings.wait!r} is not a valid regular expression: {exc}") from None
+    trace.prefetch()  # each table read says so on a long run (nsysparse.progress)
+    with progress.phase("analysing"):
+        return _analyse(trace, settings)
+
+
+def _analyse(trace: Trace, settings: Settings) -> Report:
     notes = [f"the trace lacks {what}" for what in trace.lacks()]
-    ranges = trace.prefetch().nvtx_ranges
+    ranges = trace.nvtx_ranges
     path = trace.path
     first_step, warmup = 0, settings.warmup
     if settings.window is not None:

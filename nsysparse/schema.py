@@ -347,6 +347,15 @@ def conform(df: pd.DataFrame, out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def sorted_by_start(df: pd.DataFrame, col: str = "start_ns") -> pd.DataFrame:
+    """``df`` in ``col`` order, ties in their order (a stable sort), without the
+    copy of a sort when it is in order already (exports write most tables so)."""
+    v = df[col].to_numpy()
+    if v.size < 2 or bool((v[1:] >= v[:-1]).all()):
+        return df.reset_index(drop=True)
+    return df.sort_values(col, kind="stable", ignore_index=True)
+
+
 def _dtype(d: str) -> object:
     if d == "category":
         return pd.CategoricalDtype(pd.Index([], dtype=object))

@@ -20,7 +20,11 @@ def sync_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
     forms without ``Async``), matched by base name: ``pid``, ``tid``, ``start_ns``,
     ``end_ns``, ``dur_ns``, ``base_name``."""
     api = api_calls
-    return api.loc[api["base_name"].astype(object).isin(S.SYNC_CALLS), SYNC_CALL_COLUMNS].reset_index(drop=True)
+    base = pd.Categorical(api["base_name"])  # matched per distinct name, not per row
+    hit = np.asarray(base.categories.isin(S.SYNC_CALLS), dtype=bool)
+    codes = np.asarray(base.codes)
+    mask = (codes >= 0) & (hit[np.maximum(codes, 0)] if hit.size else False)
+    return api.loc[mask, SYNC_CALL_COLUMNS].reset_index(drop=True)
 
 
 def step_sync_ns(calls: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:

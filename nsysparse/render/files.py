@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from .. import __version__, progress
 from ..errors import InputMissing, OutputUnwritable, UsageError
 from ..report import Report, Settings, jsonable
 
@@ -136,20 +136,45 @@ def provenance(report: Report) -> dict[str, str]:
     }
 
 
-def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str]) -> None:
-    """One table to Parquet, with ``meta`` in the file's key-value metadata."""
-    table = arrow_table(df)
-    merged = {**(table.schema.metadata or {}), **{f"nsysparse.{k}".encode(): v.encode() for k, v in meta.items()}}
-    pq.write_table(table.replace_schema_metadata(merged), path)
+CHUNK_ROWS = 1 << 19  # rows converted to Arrow at a time: a table's file is written in slices of this
 
 
-def arrow_table(df: pd.DataFrame) -> pa.Table:
+def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows: int | None = None) -> None:
+    """One table to Parquet, with ``meta`` in the file's key-value metadata.
+
+    The frame goes to Arrow one slice of ``chunk_rows`` rows at a time, each
+    written as it is made: a table of millions of API calls never exists twice
+    in memory (once in pandas, once in Arrow with its names spelled out). The
+    file holds the same schema and values as one ``from_pandas`` of the whole
+    frame (tests/test_scale.py), in more row groups.
+    """
+    step = chunk_rows or CHUNK_ROWS
+    schema = arrow_schema(df, meta)
+    with pq.ParquetWriter(path, schema) as writer:
+        for lo in range(0, max(len(df), 1), step):
+            writer.write_table(arrow_table(df.iloc[lo:lo + step], schema))
+
+
+def arrow_schema(df: pd.DataFrame, meta: dict[str, str] | None = None) -> pa.Schema:
+    """The Arrow schema of :func:`arrow_table` of ``df`` (types inferred over the
+    whole frame, so a slice of all-null text still gets its column's type), with
+    ``meta`` added to its key-value metadata as ``nsysparse.<key>``."""
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    fields = [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
+    merged = {**(schema.metadata or {}), **{f"nsysparse.{k}".encode(): v.encode() for k, v in (meta or {}).items()}}
+    return pa.schema(fields, metadata=merged)
+
+
+def arrow_table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
     """``df`` as an Arrow table whose categorical columns are plain strings, so every
-    trace's file has one schema (decoded in Arrow's C++, not row by row in Python)."""
+    trace's file has one schema (decoded in Arrow's C++, not row by row in Python);
+    with ``schema`` (:func:`arrow_schema`), exactly that schema."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     for i, f in enumerate(table.schema):
         if pa.types.is_dictionary(f.type):
             table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    if schema is not None:
+        table = table.cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
     return table
 
 
@@ -166,12 +191,18 @@ def write_report_folder(
     ``dest`` atomically. Returns the created file names."""
     meta = provenance(report)
     with atomic_dir(dest) as tmp:
-        # tables in parallel: Arrow conversion and Parquet encoding release the GIL
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            list(pool.map(lambda item: write_parquet(item[1], tmp / f"{item[0]}.parquet", meta), report.tables.items()))
+        rows = sum(len(t) for t in report.tables.values())
+        with progress.phase(f"writing {len(report.tables)} tables", rows=rows):
+            # tables in parallel, largest first: Arrow conversion and Parquet encoding
+            # release the GIL; each table goes in slices (write_parquet), so the
+            # threads hold a slice each, not a copy of each table
+            items = sorted(report.tables.items(), key=lambda item: -len(item[1]))
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                list(pool.map(lambda item: write_parquet(item[1], tmp / f"{item[0]}.parquet", meta), items))
         created = [f"{name}.parquet" for name in report.tables]
         if charts is not None:  # before the summary: a chart that fails adds a note to it
-            created += charts(report, tmp)
+            with progress.phase("drawing charts"):
+                created += charts(report, tmp)
         write_json(report.summary, tmp / SUMMARY)
         created.append(SUMMARY)
         manifest = {
