@@ -65,6 +65,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _analysis_options(p: argparse.ArgumentParser) -> None:
     d = Settings()
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr (shown on a terminal)")
     p.add_argument("--step", help=f"step range text, without domain (default {d.step!r})")
     p.add_argument("--wait", help=f"regex (re.search) for host-wait ranges (default {d.wait!r})")
     p.add_argument("--layer", help=f"layer range text (default {d.layer!r})")
@@ -347,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
+        from . import progress
+
+        if getattr(args, "quiet", False):  # progress goes to stderr only: JSON on stdout stays clean
+            progress.set_enabled(False)
         return COMMANDS[args.command](args)
     except NsysParseError as err:
         print(str(err), file=sys.stderr)

@@ -78,3 +78,15 @@ def test_a_report_on_a_terminal_names_its_phases_on_stderr_not_stdout(monkeypatc
     for what in ("reading CUPTI_ACTIVITY_KIND_RUNTIME (2,071 rows)", "analysing", "writing"):
         assert what in said, said
     assert (Path(tmp_path) / "out" / "summary.json").exists()
+
+
+def test_quiet_silences_progress(capsys, tmp_path, fixture_path):
+    from nsysparse.cli import main
+
+    progress.set_enabled(True)
+    try:
+        assert main(["report", str(fixture_path("offload_disk")), "--out", str(tmp_path / "out"), "--no-charts",
+                     "--no-html", "--quiet"]) == 0
+        assert [l for l in capsys.readouterr().err.splitlines() if l.startswith("nsysparse: ")] == []
+    finally:
+        progress.set_enabled(None)
