@@ -10,7 +10,6 @@ nvidia-smi -L
 keep() { # RUN TAG: the files worth reading back from a run folder
     cp "$1/manifest.json" "$OUT/$2.manifest.json" 2>/dev/null
     cp "$1/report/summary.json" "$OUT/$2.summary.json" 2>/dev/null
-    cp "$1/report/steps.png" "$OUT/$2.steps.png" 2>/dev/null
 }
 # 1. deepseek, 5 layers, disk mode, event sync, with the nvtx package (payloads)
 timeout 330 python -m runners.profile deepseek --layers 5 --gpu-cache 70% --mode disk --sync event \
