@@ -305,3 +305,47 @@ def test_accel_qwen_is_half_pageable_copies_half_host(accel_qwen: Path) -> None:
     expected = pageable["ms_per_step"] - per_step_bytes / 64.0 / 1e6  # the pinned peak of an H200 (PCIe Gen5)
     assert pageable["saving_ms"] == pytest.approx(expected, rel=0.02)
     assert pageable["lever"].startswith("pin the host memory")
+
+
+def test_a_tiny_offloading_trace_end_to_end(builder) -> None:
+    """A tiny SQLite export through the loader and build_report, worked by hand.
+
+    Main thread 100, step [0, 10_000): launches a kernel [1_000, 1_100) that runs
+    [1_200, 2_200); waits [3_000, 9_000) for an expert the fetch thread 101 reads
+    from disk [2_500, 6_000) (a 4 MB `disk_to_cpu` range) and copies, pinned, on
+    the GPU [6_500, 8_500); the fetch thread's `cpu_to_gpu` range ends at 8_990.
+    Then a stream sync [9_000, 9_500) with nothing in flight.
+    """
+    b = builder
+    b.gpu(0)
+    b.range("step", 0, 10_000, domain="moe")
+    c = b.api("cudaLaunchKernel_v7000", 1_000, 1_100)
+    b.kernel(1_200, 2_200, corr=c)
+    b.range("expert_wait_barrier", 3_000, 9_000, domain="moe")
+    b.api("cudaStreamSynchronize_v3020", 9_000, 9_500)
+    b.range("disk_to_cpu", 2_500, 6_000, tid=101, domain="moe", payload=4_000_000)
+    b.range("cpu_to_gpu", 6_100, 8_990, tid=101, domain="moe", payload=4_000_000)
+    b.memcpy(6_500, 8_500, bytes=4_000_000, src_kind="Pinned", launch=(6_200, 6_300), tid=101)
+    r = build_report(open_trace(b.write()))
+    bd = r.tables["breakdown"].set_index("category")["ns"]
+    want = {
+        "gpu_compute": 1_000,        # [1_200, 2_200)
+        "launch": 100,               # [1_000, 1_100)
+        "host_cpu": 1_000 + 100 + 800 + 500,  # [0,1_000) [1_100,1_200) [2_200,3_000) [9_500,10_000)
+        "disk_read": 3_000,          # blocked [3_000, 6_000) while the disk read runs
+        "host_wait_other": 500 + 500,  # [6_000, 6_500) and [8_500, 9_000): nothing in flight
+        "copy_h2d_pinned": 2_000,    # [6_500, 8_500)
+        "sync_idle": 500,            # [9_000, 9_500)
+    }
+    assert {k: int(v) for k, v in bd.items() if v} == want
+    assert sum(want.values()) == 10_000
+    held = r.tables["held_by"]
+    assert held[["holder", "ns"]].values.tolist() == [["cpu_to_gpu", 6_000]]
+    assert int(held["tid"].iloc[0]) == 101
+    s = r.summary
+    disk = next(t for t in s["targets"] if t["what"] == "disk_read")
+    assert disk["ms_per_step"] == pytest.approx(0.003) and disk["saving_ms"] == pytest.approx(0.003)
+    pinned = next(t for t in s["targets"] if t["what"] == "copy_h2d_pinned")
+    # 4 MB at the H200's 64 GB/s H2D peak need 62.5 µs: more than the 2 µs blocked, so nothing to save
+    assert pinned["saving_ms"] == 0.0
+    assert [t["what"] for t in s["targets"]][:3] == ["disk_read", "host_cpu", "copy_h2d_pinned"]
