@@ -227,10 +227,6 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     if "copies" in missing:
         notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
                      "overlap and the I/O floor are unknown (profile with `-t cuda`)")
-    if first_step:  # steps keep the numbers they have in the whole trace
-        for t in tables.values():
-            if "step" in t.columns:
-                t["step"] = t["step"] + first_step
     notes[:0] = [n for n in getattr(trace, "notes", []) if n not in notes]  # what the loader dropped or derived
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
     summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
@@ -242,6 +238,10 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
             summary[key] = None
     summary["unrecorded"] = sorted(missing)
     check_summary(summary, path)
+    if first_step:  # steps keep the numbers they have in the whole trace (after every analysis that joins on them)
+        for t in tables.values():
+            if "step" in t.columns:
+                t["step"] = t["step"] + first_step
     return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes)
 
 

@@ -34,6 +34,11 @@ def test_steps_slice_keeps_those_steps_with_their_numbers(data_dir: Path, full) 
     fk = full.tables["kernels"]
     assert len(k) == int(((fk["start_ns"] >= lo) & (fk["start_ns"] < hi)).sum())
     assert any(n.startswith("--steps 2:5: only what starts between") for n in r.notes)
+    # every per-step table and the breakdown summary speak of the same (renumbered) steps
+    for name in ("breakdown", "held_by", "step_links", "step_devices"):
+        assert set(r.tables[name]["step"]) <= {2, 3, 4}, name
+    assert sum(r.summary["breakdown"].values()) == pytest.approx(r.summary["step_ms_mean"], rel=1e-12)
+    assert r.summary["held_by"][0]["ms_per_step"] == pytest.approx(st["wait_ns"].mean() / 1e6)
 
 
 def test_window_in_seconds(data_dir: Path, full, tmp_path: Path, capsys) -> None:
