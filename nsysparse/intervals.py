@@ -140,6 +140,28 @@ def clipped_union_by_thread(
     return out
 
 
+INT64_MAX = int(np.iinfo(np.int64).max)
+_SATURATE = 2.0 ** 62  # a float sum this large may not fit int64 once exact
+
+
+def saturating_sums(group: npt.ArrayLike, values: npt.ArrayLike, n_groups: int) -> I64:
+    """For integer group codes ``0..n_groups-1``, the exact int64 sum of each
+    group's ``values``; a sum that would pass int64 (byte counts of a corrupt
+    export) saturates at INT64_MAX instead of wrapping negative or losing digits
+    to float weights (exact only below 2**53)."""
+    g = np.asarray(group, dtype=np.int64).reshape(-1)
+    v = _as_i64(values)
+    out = np.zeros(n_groups, dtype=np.int64)
+    if v.size == 0:
+        return out
+    approx = np.bincount(g, weights=v.astype(np.float64), minlength=n_groups)
+    safe = approx < _SATURATE
+    keep = safe[g]
+    np.add.at(out, g[keep], v[keep])
+    out[~safe] = INT64_MAX
+    return out
+
+
 def grouped_total(group: npt.ArrayLike, starts: npt.ArrayLike, ends: npt.ArrayLike, n_groups: int) -> I64:
     """For integer group codes ``0..n_groups-1``, the length of the union of each
     group's intervals: one sort and a per-group running maximum, no loop over groups."""

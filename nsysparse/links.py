@@ -147,18 +147,6 @@ def copies_table(memcpy: pd.DataFrame, io: pd.DataFrame) -> pd.DataFrame:
     return out[COPY_COLUMNS]
 
 
-INT64_MAX = int(np.iinfo(np.int64).max)
-SATURATE = 2.0 ** 62  # a float sum this large may not fit int64 once exact
-
-
-def saturated_sum(values: np.ndarray) -> int:
-    """The exact sum of int64 ``values``, or INT64_MAX where it would pass int64
-    (byte counts of a corrupt export): never a wrapped, negative sum."""
-    if float(np.sum(values, dtype=np.float64)) >= SATURATE:
-        return INT64_MAX
-    return int(np.sum(values, dtype=np.int64))
-
-
 def _stats(df: pd.DataFrame) -> dict[str, float]:
     b = df["bytes"].to_numpy(dtype=np.float64)
     d = df["dur_ns"].to_numpy(dtype=np.float64)
@@ -167,7 +155,7 @@ def _stats(df: pd.DataFrame) -> dict[str, float]:
     busy = iv.total(df["start_ns"].to_numpy(), df["end_ns"].to_numpy())
     return {
         "count": len(df),
-        "bytes": saturated_sum(exact),
+        "bytes": int(iv.saturating_sums(np.zeros(exact.size, dtype=np.int64), exact, 1)[0]),
         "sum_dur_ns": int(d.sum()),
         "busy_ns": busy,
         "gbps_effective": b.sum() / busy if busy > 0 else np.nan,
@@ -209,11 +197,10 @@ def step_links(copies: pd.DataFrame, step_of: np.ndarray, links: pd.DataFrame) -
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "link": pd.Series(dtype=object), "bytes": pd.Series(dtype="int64"),
                              "busy_ns": pd.Series(dtype="int64"), "floor_ns": pd.Series(dtype="float64")})
     g = c.groupby(["step", "link"], sort=True)
-    out = g.agg(bytes=("bytes", "sum")).reset_index()
-    out["approx"] = c.assign(f=c["bytes"].astype("float64")).groupby(["step", "link"], sort=True)["f"].sum().to_numpy()
-    out.loc[out["approx"] >= SATURATE, "bytes"] = INT64_MAX  # a sum past int64 saturates, never wraps
-    out = out.drop(columns="approx")
-    out["busy_ns"] = iv.grouped_total(g.ngroup().to_numpy(), c["start_ns"].to_numpy(), c["end_ns"].to_numpy(), len(out))
+    out = g.size().reset_index()[["step", "link"]]
+    code = g.ngroup().to_numpy()
+    out["bytes"] = iv.saturating_sums(code, c["bytes"].to_numpy(dtype=np.int64), len(out))
+    out["busy_ns"] = iv.grouped_total(code, c["start_ns"].to_numpy(), c["end_ns"].to_numpy(), len(out))
     eff = links.set_index("link")["gbps_effective"]
     out["floor_ns"] = out["bytes"] / out["link"].map(eff).to_numpy()
     out["bytes"] = out["bytes"].astype("int64")

@@ -169,7 +169,7 @@ def with_step_bytes(st: pd.DataFrame, copies: pd.DataFrame, step_of: np.ndarray,
     nbytes = copies["bytes"].to_numpy(dtype=np.int64)
     for kind, col in STEP_BYTES.items():
         sel = (kinds == kind) & (step_of >= 0)
-        st[col] = int_sums(step_of[sel], nbytes[sel], len(st))
+        st[col] = iv.saturating_sums(step_of[sel], nbytes[sel], len(st))
     floor = step_links.groupby("step")["floor_ns"].max() if not step_links.empty else pd.Series(dtype="float64")
     st["io_floor_ns"] = np.minimum(floor.reindex(st["step"]).fillna(0.0).to_numpy(), st["dur_ns"].to_numpy())
     return st
@@ -214,20 +214,3 @@ def shown_steps(steps: pd.DataFrame) -> list[int]:
     pool = live if not live.empty else steps
     picks = [int(rep["step"]), int(pool.loc[pool["dur_ns"].idxmax(), "step"]), int(pool.loc[pool["dur_ns"].idxmin(), "step"])]
     return list(dict.fromkeys(picks))
-
-
-INT64_MAX = np.iinfo(np.int64).max
-
-
-def int_sums(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per group ``0..n-1``, the exact integer sum of ``values`` (int64): a sum past
-    int64 saturates at its maximum instead of wrapping or losing digits (float
-    weights would round byte counts past 2**53 and wrap past 2**63)."""
-    out = np.zeros(n, dtype=np.int64)
-    if values.size == 0:
-        return out
-    approx = np.bincount(group, weights=values.astype(np.float64), minlength=n)
-    safe = approx < 2.0 ** 62
-    np.add.at(out, group[safe[group]], values[safe[group]])
-    out[~safe] = INT64_MAX
-    return out
