@@ -48,7 +48,6 @@ CATEGORIES: tuple[str, ...] = (
 )
 HOST_CATEGORIES = ("launch", "os_call", "host_cpu")
 BLOCKED_CATEGORIES = CATEGORIES[4:]
-COPY_CALL_PREFIXES = ("cudaMemcpy", "cudaMemset", "cuMemcpy", "cuMemset")
 # the copies table's class of each copy category (links.copy_category)
 COPY_CLASSES = {"copy_h2d_pinned": "H2D pinned", "copy_h2d_pageable": "H2D pageable", "copy_d2h": "D2H",
                 "copy_d2d": "D2D", "copy_p2p": "P2P"}
@@ -65,7 +64,7 @@ def call_kinds(api_calls: pd.DataFrame) -> npt.NDArray[np.int8]:
     classified per distinct base name: no string per row."""
     base = pd.Categorical(api_calls["base_name"])  # a view of a categorical column
     names = pd.Series(base.categories.to_numpy(dtype=object), dtype=object)
-    is_copy = names.str.startswith(COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
+    is_copy = names.str.startswith(S.COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
     per_name = np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2)).astype(np.int8)
     codes = np.asarray(base.codes)
     if per_name.size == 0:

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from . import intervals as iv
+from . import schema as S
 
 OP_COLUMNS = ["start_ns", "end_ns", "device", "pid"]
 # Calls that put a kernel (or a graph of them) on the GPU, by base name: with
@@ -21,7 +22,6 @@ KERNEL_LAUNCH_CALLS = frozenset({
     "cudaLaunchKernel", "cudaLaunchKernelExC", "cudaLaunchCooperativeKernel", "cudaLaunchCooperativeKernelMultiDevice",
     "cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchCooperativeKernel", "cudaGraphLaunch", "cuGraphLaunch",
 })
-COPY_CALL_PREFIXES = ("cudaMemcpy", "cuMemcpy")
 GPU_BINS = 200
 BUSY_BIN_COLUMNS = ["panel", "device", "bin", "start_ns", "end_ns", "kernel_share", "any_share"]
 
@@ -49,7 +49,7 @@ def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has
     missing = set()
     if not has_kernels and (not has_gpu_ops or names.isin(KERNEL_LAUNCH_CALLS).any()):
         missing.add("kernels")
-    if not has_copies and names.str.startswith(COPY_CALL_PREFIXES).any():
+    if not has_copies and names.str.startswith(S.MEMCPY_CALL_PREFIXES).any():
         missing.add("copies")
     return missing
 

@@ -107,6 +107,11 @@ SYNC_CALLS = frozenset(
     }
 )
 
+# Copy and fill calls by base-name prefix, async or blocking (the breakdown's copy
+# calls; a memcpy call without a memcpy table means copies were not recorded).
+MEMCPY_CALL_PREFIXES = ("cudaMemcpy", "cuMemcpy")
+COPY_CALL_PREFIXES = MEMCPY_CALL_PREFIXES + ("cudaMemset", "cuMemset")
+
 # `cudaStreamSynchronize_v3020` -> `cudaStreamSynchronize` (any digits)
 BASE_NAME_SUFFIX = re.compile(r"_v\d+$")
 # nsys's cuda_api_sum strips exactly four digits and keeps other suffixes
