@@ -32,8 +32,8 @@ from .metrics import evaluate
 from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
-from .steps import shown_steps
-from .steps import assign_to_steps, find_steps, step_table, whole_span_step, with_step_bytes, with_step_kernels
+from .steps import (assign_to_steps, find_steps, shown_steps, step_table, whole_span_step, with_step_bytes,
+                    with_step_kernels)
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .trace import Trace
@@ -171,8 +171,7 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     live = st[~st["warmup"]]
     idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
     overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
-    is_h2d = copies["copy_kind"].to_numpy(dtype=object) == S.H2D
-    layers = layer_table(layers_w, live, waits, syncs, compute, copies[is_h2d], io)
+    layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
     projection = projection_job.result()
     first, last = trace.activity_span
     span_ns = last - first if first is not None and last is not None else 0
@@ -201,14 +200,11 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
         "kernels_summary": kernel_summary(trace.kernels, st),
     }
     # ---- the exclusive breakdown, what held the waits, and the targets from them ----
-    os_calls = getattr(trace, "os_calls", None)
-    if os_calls is None:
-        os_calls = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("pid", "tid", "start_ns", "end_ns")}).assign(
-            name=pd.Series(dtype=object))
-    segs = segments(st, compute, trace.api_calls, waits, copies[~copies["device"].isna().to_numpy()], trace.memset,
-                    io, os_calls)
+    os_calls = trace.os_calls
+    gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
+    segs = segments(st, compute, trace.api_calls, waits, gpu_copies, trace.memset, io, os_calls)
     bd = step_breakdown(st, segs)
-    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, copies), trace.api_calls, syncs)
+    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), trace.api_calls, syncs)
     tables["breakdown"] = bd
     tables["breakdown_segments"] = merged_runs(segs, shown_steps(st))
     tables["held_by"] = held_by_table(per_wait)
@@ -227,7 +223,7 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     if "copies" in missing:
         notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
                      "overlap and the I/O floor are unknown (profile with `-t cuda`)")
-    notes[:0] = [n for n in getattr(trace, "notes", []) if n not in notes]  # what the loader dropped or derived
+    notes[:0] = [n for n in trace.notes if n not in notes]  # what the loader dropped or derived
     summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
     summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
     summary["overlapping_targets"] = summary.pop("targets_overlapping")
@@ -304,11 +300,11 @@ def check_summary(summary: dict[str, Any], path: object) -> None:
         raise AssertionError(f"{path}: the summary would say something impossible: " + "; ".join(bad))
 
 
-def _named_gpu_ops(trace: Trace, copies: pd.DataFrame) -> pd.DataFrame:
+def _named_gpu_ops(trace: Trace, gpu_copies: pd.DataFrame) -> pd.DataFrame:
     """Every GPU op with a ``name`` for what-held-the-wait: kernels by short
-    name, copies by class (``H2D pinned`` ...), memsets, graph runs."""
+    name, copies (``gpu_copies``: the copies table's memcpy rows) by class
+    (``H2D pinned`` ...), memsets, graph runs."""
     cols = ["pid", "start_ns", "end_ns"]
-    gpu_copies = copies[~copies["device"].isna().to_numpy()]
     parts = [
         trace.kernels[cols].assign(name=trace.kernels["short_name"].astype(object).to_numpy()),
         gpu_copies[cols].assign(name=("copy " + gpu_copies["category"].astype(object)).to_numpy()),

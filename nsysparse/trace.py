@@ -219,10 +219,7 @@ class Trace:
     def activity_span(self) -> tuple[int | None, int | None]:
         """First and last time of any GPU op or CUDA API call, in ns (from the loaded
         tables: a report reads them anyway, and a second SQL scan would cost as much)."""
-        tables = [self.api_calls, self.kernels, self.memcpy, self.memset, self.graph_runs]
-        lo = [int(t["start_ns"].min()) for t in tables if len(t)]
-        hi = [int(t["end_ns"].max()) for t in tables if len(t)]
-        return (min(lo), max(hi)) if lo else (None, None)
+        return activity_span(self)
 
     def prefetch(self) -> "Trace":
         """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
@@ -401,3 +398,12 @@ def _sha256_of(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def activity_span(trace: "Trace") -> tuple[int | None, int | None]:
+    """First and last time of any GPU op or CUDA API call of ``trace`` (or of a
+    view with the same tables, as a time window is), in ns; (None, None) for none."""
+    tables = [trace.api_calls, trace.kernels, trace.memcpy, trace.memset, trace.graph_runs]
+    lo = [int(t["start_ns"].min()) for t in tables if len(t)]
+    hi = [int(t["end_ns"].max()) for t in tables if len(t)]
+    return (min(lo), max(hi)) if lo else (None, None)

@@ -123,10 +123,9 @@ class WindowedTrace:
 
     @cached_property
     def activity_span(self) -> tuple[int | None, int | None]:
-        tables = [self.api_calls, self.kernels, self.memcpy, self.memset, self.graph_runs]
-        lo = [int(t["start_ns"].min()) for t in tables if len(t)]
-        hi = [int(t["end_ns"].max()) for t in tables if len(t)]
-        return (min(lo), max(hi)) if lo else (None, None)
+        from .trace import activity_span
+
+        return activity_span(self)
 
 
 def windowed(trace: Any, lo: int, hi: int) -> WindowedTrace:
