@@ -153,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--on-error", dest="on_error", choices=("raise", "skip"), default="raise")
     bat.add_argument("--force", action="store_true", help="replace an --out folder that nsysparse did not write")
     bat.add_argument("--db", type=Path, metavar="PATH", help="record every analysed trace in this results database")
+    _analysis_options(bat)
 
     his = sub.add_parser("history", help="the runs a results database holds, in time order, with a metric's change")
     his.add_argument("db", type=Path)
     his.add_argument("--metric", default="step_ms_p50", help="a numeric column of the runs table (default step_ms_p50)")
-    _analysis_options(bat)
     return parser
 
 
@@ -169,10 +169,7 @@ def _print_report(report: Report, fmt: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``nsysparse report TRACE``: analyse, write the folder, print the report."""
-    from .inputs import resolve_trace
     from .render.files import check_out, write_report_folder
-    from .report import build_report
-    from .trace import open_trace
 
     if args.example == (args.trace is not None):
         raise UsageError(None, "nsysparse report: give a TRACE or --example, not both or neither")
@@ -180,8 +177,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     shown = args.out or default_out(path)
     out = check_out(shown, [path], args.force)
-    with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
-        report = build_report(trace, settings)
+    report = _analysed(path, settings)
     write_report_folder(report, out, charts=_drawers(args))
     if args.db is not None:
         from .db import record_run
@@ -237,17 +233,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_of(path: Path, settings: Settings) -> "Report":
-    """A trace analysed with ``settings``, or a report folder read back."""
+def _analysed(path: Path, settings: Settings) -> Report:
+    """The trace at ``path`` (``.sqlite``, or ``.nsys-rep`` exported) analysed with ``settings``."""
     from .inputs import resolve_trace
-    from .render.files import read_report_folder
     from .report import build_report
     from .trace import open_trace
 
-    if path.is_dir() and (path / "manifest.json").is_file():
-        return read_report_folder(path)
     with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
         return build_report(trace, settings)
+
+
+def _report_of(path: Path, settings: Settings) -> Report:
+    """A trace analysed with ``settings``, or a report folder read back."""
+    from .render.files import read_report_folder
+
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return read_report_folder(path)
+    return _analysed(path, settings)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ SUMMARY = "summary.json"
 STALE_TMP_S = 3600  # a temporary folder of ours this old was left by a killed run
 
 
-def check_out(dest: Path, inputs: list[Path] = (), force: bool = False) -> Path:  # type: ignore[assignment]
+def check_out(dest: Path, inputs: Sequence[Path] = (), force: bool = False) -> Path:
     """The folder ``dest`` a command may write, or a UsageError (exit 2) that says
     why not. Never: the input itself, a folder holding an input, ``.``, ``..`` or
     any folder above the current one, an existing file, or an existing folder
