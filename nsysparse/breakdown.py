@@ -46,8 +46,6 @@ CATEGORIES: tuple[str, ...] = (
     "copy_h2d_pinned", "copy_h2d_pageable", "copy_d2h", "copy_d2d", "copy_p2p", "memset",
     "disk_read", "copy_call", "sync_idle", "host_wait_other",
 )
-HOST_CATEGORIES = ("launch", "os_call", "host_cpu")
-BLOCKED_CATEGORIES = CATEGORIES[4:]
 # the copies table's class of each copy category (links.copy_category)
 COPY_CLASSES = {"copy_h2d_pinned": "H2D pinned", "copy_h2d_pageable": "H2D pageable", "copy_d2h": "D2H",
                 "copy_d2d": "D2D", "copy_p2p": "P2P"}

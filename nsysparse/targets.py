@@ -26,18 +26,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from .breakdown import COPY_CLASSES
 
 COPY_PEAK_KIND = {
     "copy_h2d_pinned": "H2D", "copy_h2d_pageable": "H2D", "copy_d2h": "D2H", "copy_d2d": "D2D", "copy_p2p": "P2P",
 }
-# the copies table's category of each copy category
-COPY_CLASS = {
-    "copy_h2d_pinned": "H2D pinned", "copy_h2d_pageable": "H2D pageable", "copy_d2h": "D2H", "copy_d2d": "D2D",
-    "copy_p2p": "P2P",
-}
-TARGET_KEYS = ("what", "ms_per_step", "share", "saving_ms", "lever")
 MIN_TARGET_MS = 0.0005  # half a microsecond per step: below it a cause is noise, not a target
 
 
@@ -60,7 +53,7 @@ def breakdown_targets(
     ``saving_ms`` (None when unknown) and ``lever`` (one line).
 
     ``breakdown_ms``: category -> mean exclusive ms per measured step;
-    ``copy_bytes_per_step``: copy class (COPY_CLASS values) -> mean bytes per
+    ``copy_bytes_per_step``: copy class (breakdown.COPY_CLASSES values) -> mean bytes per
     measured step; ``peaks``: ``--link-peak`` kind -> GB/s."""
     out = []
     launches = (f"{kernels_per_step:.0f} kernels launched per step"
@@ -70,7 +63,7 @@ def breakdown_targets(
             continue
         saving: float | None = None
         if what in COPY_PEAK_KIND:
-            nbytes = copy_bytes_per_step.get(COPY_CLASS[what], 0.0)
+            nbytes = copy_bytes_per_step.get(COPY_CLASSES[what], 0.0)
             peak = peaks.get(COPY_PEAK_KIND[what])
             if peak:
                 need_ms = nbytes / peak / 1e6  # bytes / (GB/s) = ns
@@ -111,11 +104,3 @@ def breakdown_targets(
                     "saving_ms": saving, "lever": lever})
     out.sort(key=lambda t: -t["ms_per_step"])
     return out
-
-
-def mean_per_step(values: pd.Series, step_of: np.ndarray, live_steps: np.ndarray) -> float:
-    """Σ values whose step is measured / the number of measured steps."""
-    if live_steps.size == 0:
-        return 0.0
-    sel = np.isin(step_of, live_steps)
-    return float(values.to_numpy(dtype=np.float64)[sel].sum()) / live_steps.size

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..kernels_summary import short_kernel_name
 from ..report import Report, jsonable
+from ..steps import shown_steps
 
 FILE = "report.html"
 MAX_INTERVALS = 30_000  # in the embedded timeline, over all its steps
@@ -298,21 +299,11 @@ def _notes_section(report: Report) -> str:
 
 def timeline_steps(steps: pd.DataFrame, k: int = MAX_TIMELINE_STEPS) -> list[int]:
     """Row positions of the steps the timeline carries: the median measured step
-    (as the PNG timeline picks it), then the slowest and the fastest measured."""
-    from .charts import representative_step
-
-    if steps.empty:
-        return []
+    (as the PNG timeline picks it), then the slowest and the fastest measured
+    (:func:`nsysparse.steps.shown_steps`, whose breakdown bands the report keeps)."""
     st = steps.reset_index(drop=True)
-    rep = representative_step(st)
-    live = st[~st["warmup"].astype(bool)]
-    pool = live if not live.empty else st
-    order = [int(st.index[st["step"] == rep["step"]][0]), int(pool["dur_ns"].idxmax()), int(pool["dur_ns"].idxmin())]
-    out: list[int] = []
-    for i in order:
-        if i not in out:
-            out.append(i)
-    return out[:k]
+    pos = {int(s): i for i, s in enumerate(st["step"].to_numpy())}
+    return [pos[s] for s in shown_steps(st)][:k]
 
 
 class _Strings:
