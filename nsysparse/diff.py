@@ -42,7 +42,7 @@ import pandas as pd
 from . import __version__
 from . import intervals as iv
 from .breakdown import CATEGORIES, breakdown_wide
-from .metrics import METRICS, STEP_SUM_COLUMNS
+from .metrics import METRICS, STEP_SUM_COLUMNS, ratio
 from .report import Report, Settings, jsonable
 from .steps import assign_to_steps
 
@@ -52,11 +52,6 @@ CONFIDENCE = 0.95
 PERCENTILES = (2.5, 97.5)  # the two tails of CONFIDENCE
 MAX_CELLS = 4_000_000  # index-matrix cells held at once (32 MB of int64)
 CHANGED, NOISE, ONLY_A, ONLY_B = "changed", "within noise", "only in A", "only in B"
-
-def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
 
 @dataclass
 class Diff:
@@ -320,7 +315,7 @@ def _link_rows(A: _Run, B: _Run, rng: np.random.Generator) -> list[dict[str, Any
             boot = []
             for run, rows_ in ((A, ra), (B, rb)):
                 by, sh = run.copies["bytes"].to_numpy()[rows_], run.copies["share_ns"].to_numpy()[rows_]
-                gbps = resample(rng, rows_.size, lambda ix: {"gbps": _div(by[ix].sum(axis=1), sh[ix].sum(axis=1))})
+                gbps = resample(rng, rows_.size, lambda ix: {"gbps": ratio(by[ix].sum(axis=1), sh[ix].sum(axis=1))})
                 boot.append(gbps["gbps"])  # bytes/ns == GB/s
             ci = interval(boot[1] - boot[0])
         rows.append(_row(name, "GB/s", a, b, ci, ra.size, rb.size))

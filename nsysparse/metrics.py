@@ -32,7 +32,8 @@ class Metric:
     fn: Fn
 
 
-def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den elementwise, NaN where den is not positive (an undefined share)."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
@@ -42,14 +43,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("step_ms_p50", "ms", "step time p50", lambda s, ms, n: np.percentile(ms, 50, axis=-1)),
     Metric("step_ms_p95", "ms", "step time p95", lambda s, ms, n: np.percentile(ms, 95, axis=-1)),
     Metric("step_ms_mean", "ms", "step time mean", lambda s, ms, n: s["dur_ns"] / n / 1e6),
-    Metric("bubble_ratio", "ratio", "host wait (bubble ratio)", lambda s, ms, n: _div(s["wait_ns"], s["dur_ns"])),
-    Metric("gpu_idle_ratio", "ratio", "GPU idle ratio", lambda s, ms, n: 1 - _div(s["gpu_busy_kernel_ns"], s["dur_ns"])),
+    Metric("bubble_ratio", "ratio", "host wait (bubble ratio)", lambda s, ms, n: ratio(s["wait_ns"], s["dur_ns"])),
+    Metric("gpu_idle_ratio", "ratio", "GPU idle ratio", lambda s, ms, n: 1 - ratio(s["gpu_busy_kernel_ns"], s["dur_ns"])),
     Metric("gpu_busy_any_ratio", "ratio", "GPU busy with anything",
-           lambda s, ms, n: _div(s["gpu_busy_any_ns"], s["dur_ns"])),
-    Metric("sync_share", "ratio", "sync share", lambda s, ms, n: _div(s["sync_ns"], s["dur_ns"])),
+           lambda s, ms, n: ratio(s["gpu_busy_any_ns"], s["dur_ns"])),
+    Metric("sync_share", "ratio", "sync share", lambda s, ms, n: ratio(s["sync_ns"], s["dur_ns"])),
     Metric("overlap_h2d_compute", "ratio", "H2D hidden under kernels",
-           lambda s, ms, n: _div(s["h2d_overlap_ns"], s["h2d_busy_ns"])),
-    Metric("io_floor_share", "ratio", "I/O floor / step time", lambda s, ms, n: _div(s["io_floor_ns"], s["dur_ns"])),
+           lambda s, ms, n: ratio(s["h2d_overlap_ns"], s["h2d_busy_ns"])),
+    Metric("io_floor_share", "ratio", "I/O floor / step time", lambda s, ms, n: ratio(s["io_floor_ns"], s["dur_ns"])),
 )}
 
 

@@ -140,15 +140,15 @@ def write_diff_chart(d: Diff, folder: Path) -> list[str]:
     axes = fig.subplots(1, 2, sharey=True)
     runs = [("A", d.a, breakdown(d.steps_a), d.steps_a), ("B", d.b, breakdown(d.steps_b), d.steps_b)]
     shown = {c: (c, label, colour) for _, _, _, st in runs for c, label, colour in parts(st)}
-    PARTS = [shown[c] for c in CATEGORIES if c in shown]
-    live_tops = [bd.loc[~bd["warmup"], [c for c, _, _ in PARTS if c in bd]].sum(axis=1).max() for _, _, bd, _ in runs]
+    stacked = [shown[c] for c in CATEGORIES if c in shown]
+    live_tops = [bd.loc[~bd["warmup"], [c for c, _, _ in stacked if c in bd]].sum(axis=1).max() for _, _, bd, _ in runs]
     live_tops = [t for t in live_tops if np.isfinite(t) and t > 0]
     top = 1.15 * max(live_tops) if live_tops else None
     for ax, (tag, side, bd, steps) in zip(axes, runs):
         x = np.arange(len(bd))
         bottom = np.zeros(len(bd))
         edge = "white" if len(bd) <= 60 else "none"
-        for col, label, color in PARTS:
+        for col, label, color in stacked:
             if col not in bd:
                 continue
             h = bd[col].to_numpy()
@@ -172,7 +172,7 @@ def write_diff_chart(d: Diff, folder: Path) -> list[str]:
     if top is not None:
         axes[0].set_ylim(0, top)
     axes[0].set_ylabel("ms")
-    fig.legend(handles=[Patch(color=c, label=label) for _, label, c in PARTS], loc="outside right upper", fontsize=8)
+    fig.legend(handles=[Patch(color=c, label=label) for _, label, c in stacked], loc="outside right upper", fontsize=8)
     fig.suptitle("Per-step breakdown, A vs B", fontsize=11)
     fig.savefig(folder / CHART, dpi=110)
     return [CHART]
