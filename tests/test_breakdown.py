@@ -339,6 +339,8 @@ def test_a_tiny_offloading_trace_end_to_end(builder) -> None:
     }
     assert {k: int(v) for k, v in bd.items() if v} == want
     assert sum(want.values()) == 10_000
+    step = r.tables["steps"].iloc[0]
+    assert (int(step["kernels"]), float(step["kernel_mean_ns"])) == (1, 1_000.0)  # one kernel, [1_200, 2_200)
     held = r.tables["held_by"]
     assert held[["holder", "ns"]].values.tolist() == [["cpu_to_gpu", 6_000]]
     assert int(held["tid"].iloc[0]) == 101
