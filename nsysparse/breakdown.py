@@ -34,6 +34,8 @@ rows; the loop runs over step threads, never rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -119,14 +121,34 @@ def segments(
     """Every step cut into elementary segments, each with its category:
     ``step``, ``start_ns``, ``end_ns``, ``category`` (an index into CATEGORIES),
     ``pid``, ``tid``. The segments of a step tile it exactly. Inputs as for
-    :func:`step_breakdown`."""
+    :func:`step_breakdown`. A long trace has millions of them: the report sums
+    them slice by slice instead (:func:`breakdown_tables`)."""
+    parts = list(sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls))
+    if not parts:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
+                             "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype="int64"),
+                             "pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64")})
+    return pd.concat(parts, ignore_index=True)
+
+
+def sweep(
+    steps: pd.DataFrame,
+    compute: pd.DataFrame,
+    api_calls: pd.DataFrame,
+    waits: pd.DataFrame,
+    copies: pd.DataFrame,
+    memsets: pd.DataFrame,
+    disk: pd.DataFrame,
+    os_calls: pd.DataFrame,
+) -> Iterator[pd.DataFrame]:
+    """The segments of :func:`segments`, one frame per slice of a step thread's
+    steps (about SLICE_BOUNDS set boundaries each), in thread then time order."""
     # the calls as plain arrays: a thread's calls of one kind are picked by index,
     # never by copying frames of millions of rows
     c_kind = call_kinds(api_calls)
     c_pid, c_tid = api_calls["pid"].to_numpy(np.int64), api_calls["tid"].to_numpy(np.int64)
     c_s, c_e = api_calls["start_ns"].to_numpy(np.int64), api_calls["end_ns"].to_numpy(np.int64)
     cat_copy = copies.assign(cls=_copy_class(copies))
-    parts = []
     for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
         st = st.sort_values("start_ns")
         lo, hi = int(st["start_ns"].min()), int(st["end_ns"].max())
@@ -151,12 +173,7 @@ def segments(
         del mine, by_kind
         ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
         for a, b in _slices(ss, hi, sum(x[0].size for x in sets)):
-            parts.append(_slice_segments(ss, se, st["step"].to_numpy(), sets, a, b, pid, tid))
-    if not parts:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
-                             "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype="int64"),
-                             "pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64")})
-    return pd.concat(parts, ignore_index=True)
+            yield _slice_segments(ss, se, st["step"].to_numpy(), sets, a, b, pid, tid)
 
 
 SLICE_BOUNDS = 1 << 21  # set boundaries per slice of a thread's steps: bounds the sweep's memory
@@ -226,12 +243,21 @@ def step_breakdown(steps: pd.DataFrame, segs: pd.DataFrame) -> pd.DataFrame:
     order): ``step``, ``category``, ``ns`` (exclusive time, int64; a step's
     categories sum to its ``dur_ns`` exactly), ``share`` (ns / dur_ns; 0 for a
     zero-length step). ``segs`` from :func:`segments`."""
+    return _breakdown_frame(steps, _ns_per_category(pd.Index(steps["step"].to_numpy()), segs))
+
+
+def _ns_per_category(steps: pd.Index, segs: pd.DataFrame) -> npt.NDArray[np.float64]:
+    """Segment time per (step, category): an array of len(steps) x len(CATEGORIES)
+    (float64 sums of int64 lengths: exact below 2**53 ns, 104 days)."""
     n, m = len(steps), len(CATEGORIES)
-    pos = pd.Index(steps["step"].to_numpy()).get_indexer(segs["step"].to_numpy())
-    flat = pos * m + segs["category"].to_numpy()
-    ns = np.bincount(flat, weights=(segs["end_ns"] - segs["start_ns"]).to_numpy(np.float64),
-                     minlength=n * m).reshape(n, m)
-    ns = np.rint(ns).astype(np.int64)  # sums of int64 lengths: exact below 2**53 ns (104 days)
+    flat = steps.get_indexer(segs["step"].to_numpy()) * m + segs["category"].to_numpy()
+    return np.bincount(flat, weights=(segs["end_ns"] - segs["start_ns"]).to_numpy(np.float64),
+                       minlength=n * m).reshape(n, m)
+
+
+def _breakdown_frame(steps: pd.DataFrame, ns_f: npt.NDArray[np.float64]) -> pd.DataFrame:
+    n, m = len(steps), len(CATEGORIES)
+    ns = np.rint(ns_f).astype(np.int64)
     dur = steps["dur_ns"].to_numpy(np.int64)
     return pd.DataFrame({
         "step": np.repeat(steps["step"].to_numpy(np.int64), m),
@@ -284,3 +310,32 @@ def merged_runs(segs: pd.DataFrame, steps: list[int]) -> pd.DataFrame:
     first = np.flatnonzero(new)
     return pd.DataFrame({"step": st[first], "start_ns": sg["start_ns"].to_numpy()[first], "end_ns": ends,
                          "category": np.array(CATEGORIES, dtype=object)[c[first]]})
+
+
+def breakdown_tables(
+    steps: pd.DataFrame,
+    compute: pd.DataFrame,
+    api_calls: pd.DataFrame,
+    waits: pd.DataFrame,
+    copies: pd.DataFrame,
+    memsets: pd.DataFrame,
+    disk: pd.DataFrame,
+    os_calls: pd.DataFrame,
+    shown: list[int],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the report draws from the segments, summed slice by slice so that
+    the millions of segments of a long trace never exist at once:
+    (:func:`step_breakdown`, :func:`merged_runs` of the ``shown`` steps,
+    :func:`os_call_names`), each equal to what it gives on all the segments."""
+    index = pd.Index(steps["step"].to_numpy())
+    ns = np.zeros((len(steps), len(CATEGORIES)), dtype=np.float64)
+    os_code = CATEGORIES.index("os_call")
+    kept: list[pd.DataFrame] = []  # the segments of shown steps and the OS-call ones: few
+    for part in sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls):
+        ns += _ns_per_category(index, part)
+        keep = part["step"].isin(shown).to_numpy() | (part["category"].to_numpy() == os_code)
+        if keep.any():
+            kept.append(part[keep])
+    segs = pd.concat(kept, ignore_index=True) if kept else segments(steps.iloc[:0], compute, api_calls, waits,
+                                                                    copies, memsets, disk, os_calls)
+    return _breakdown_frame(steps, ns), merged_runs(segs, shown), os_call_names(segs, os_calls)

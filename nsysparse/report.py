@@ -21,7 +21,7 @@ from . import progress
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
-from .breakdown import CATEGORIES, merged_runs, os_call_names, segments, step_breakdown
+from .breakdown import CATEGORIES, breakdown_tables
 from .held_by import held_by_table, wait_holders
 from .targets import breakdown_targets
 from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
@@ -202,13 +202,11 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     # ---- the exclusive breakdown, what held the waits, and the targets from them ----
     os_calls = trace.os_calls
     gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
-    segs = segments(st, compute, trace.api_calls, waits, gpu_copies, trace.memset, io, os_calls)
-    bd = step_breakdown(st, segs)
+    bd, tables["breakdown_segments"], os_names = breakdown_tables(
+        st, compute, trace.api_calls, waits, gpu_copies, trace.memset, io, os_calls, shown_steps(st))
     per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), trace.api_calls, syncs)
     tables["breakdown"] = bd
-    tables["breakdown_segments"] = merged_runs(segs, shown_steps(st))
     tables["held_by"] = held_by_table(per_wait)
-    os_names = os_call_names(segs, os_calls)
 
     # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
     any_op = len(trace.memcpy) > 0 or len(compute) > 0
