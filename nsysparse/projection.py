@@ -34,25 +34,32 @@ PROJECTION_COLUMNS = [
 ]
 
 
-def gpu_ops(trace: Trace) -> pd.DataFrame:
-    """Every GPU op with its launching call: ``op`` (one of OP_TYPES), ``start_ns``,
-    ``end_ns``, ``device``, ``stream``, ``pid``, ``correlation_id``, ``launch_tid``,
-    ``api_start_ns``, ``api_end_ns``, ``bytes`` (memcpy only, else 0)."""
-    cols = ["start_ns", "end_ns", "device", "stream", "pid", "correlation_id",
-            "launch_tid", "api_start_ns", "api_end_ns"]
-    parts = []
-    for op, table in zip(OP_TYPES, (trace.kernels, trace.memcpy, trace.memset, trace.graph_runs)):
+PAIRS_PER_BLOCK = 1 << 22  # (range, op) pairs expanded at once: bounds the projection's memory
+
+
+def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
+    """The GPU ops whose launching call was found, as plain int64 arrays (``op``:
+    the index into OP_TYPES), sorted by (pid, launching thread, launch time,
+    correlation id): a range's ops are then a contiguous slice, and the ops of one
+    call are adjacent."""
+    names = ("start_ns", "end_ns", "pid", "correlation_id", "launch_tid", "api_start_ns", "api_end_ns")
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*names, "bytes", "op")}
+    for i, table in enumerate((trace.kernels, trace.memcpy, trace.memset, trace.graph_runs)):
         if table.empty:
             continue
-        part = table[cols].copy()
-        part["bytes"] = table["bytes"].to_numpy(dtype=np.int64) if op == "memcpys" else 0
-        part["op"] = op
-        parts.append(part)
-    if not parts:
-        empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in cols + ["bytes"]})
-        empty["op"] = pd.Series(dtype=object)
-        return empty
-    return pd.concat(parts, ignore_index=True)
+        found = table["launch_tid"].notna().to_numpy()
+        for c in names:
+            col = table[c]
+            parts[c].append((col.to_numpy(np.int64, na_value=0) if col.dtype == "Int64" else col.to_numpy(np.int64))[found])
+        n = int(found.sum())
+        parts["bytes"].append(table["bytes"].to_numpy(np.int64)[found] if OP_TYPES[i] == "memcpys"
+                              else np.zeros(n, np.int64))
+        parts["op"].append(np.full(n, i, np.int64))
+    ops = {c: np.concatenate(v) if v else np.zeros(0, np.int64) for c, v in parts.items()}
+    del parts
+    # a stable sort on these keys, last key first: ties keep the tables' order
+    order = np.lexsort((ops["correlation_id"], ops["api_start_ns"], ops["launch_tid"], ops["pid"]))
+    return {c: v[order] for c, v in ops.items()}
 
 
 def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -67,57 +74,29 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     ``parent``.
     """
     r = trace.nvtx_ranges if ranges is None else ranges
-    ops = gpu_ops(trace)
-    ops = ops[ops["launch_tid"].notna()]
-    if r.empty or ops.empty:
+    if r.empty:
         return _empty()
-    # sort ops by (pid, thread, launch time, correlation id): a range's ops are then a
-    # contiguous slice, and the ops of one call are adjacent
-    ops = ops.assign(
-        launch_tid=ops["launch_tid"].astype("int64"),
-        api_start_ns=ops["api_start_ns"].astype("int64"),
-        api_end_ns=ops["api_end_ns"].astype("int64"),
-    ).sort_values(["pid", "launch_tid", "api_start_ns", "correlation_id"], kind="stable", ignore_index=True)
-    key_ops = _thread_key(ops["pid"].to_numpy(), ops["launch_tid"].to_numpy())
+    ops = _launched_ops(trace)
+    if ops["start_ns"].size == 0:
+        return _empty()
+    key_ops = _thread_key(ops["pid"], ops["launch_tid"])
     key_r = _thread_key(r["pid"].to_numpy(), r["tid"].to_numpy())
-    api_start = ops["api_start_ns"].to_numpy()
+    r_end = r["end_ns"].to_numpy(np.int64)
     # position of each range's first/last candidate op: same thread, call started inside
-    lo = _searchsorted2(key_ops, api_start, key_r, r["start_ns"].to_numpy(), side="left")
-    hi = _searchsorted2(key_ops, api_start, key_r, r["end_ns"].to_numpy(), side="right")
-    has = hi > lo
-    if not has.any():
+    lo = _searchsorted2(key_ops, ops["api_start_ns"], key_r, r["start_ns"].to_numpy(), side="left")
+    hi = _searchsorted2(key_ops, ops["api_start_ns"], key_r, r_end, side="right")
+    del key_ops, key_r
+    cand = np.flatnonzero(hi > lo)
+    if cand.size == 0:
         return _empty()
-    rid = np.repeat(np.flatnonzero(has), (hi - lo)[has])
-    # expand slices into (range, op) pairs: O(ops x nesting depth)
-    offsets = np.arange(rid.size) - np.repeat(np.cumsum((hi - lo)[has]) - (hi - lo)[has], (hi - lo)[has])
-    op_idx = np.repeat(lo[has], (hi - lo)[has]) + offsets
-    # the call must also end inside the range (matters only for start/end ranges)
-    keep = ops["api_end_ns"].to_numpy()[op_idx] <= r["end_ns"].to_numpy()[rid]
-    rid, o = rid[keep], op_idx[keep]
-    if rid.size == 0:
+    # the (range, op) pairs number ops x nesting depth: expanded a block of ranges at a time
+    ends = np.cumsum((hi - lo)[cand])
+    cuts = np.searchsorted(ends, np.arange(PAIRS_PER_BLOCK, int(ends[-1]), PAIRS_PER_BLOCK), side="left") + 1
+    blocks = [_project_block(ops, cand[a:b], lo, hi, r_end) for a, b in zip(np.r_[0, cuts], np.r_[cuts, cand.size])]
+    agg = {c: np.concatenate([blk[c] for blk in blocks]) for c in blocks[0]}
+    if agg["range"].size == 0:
         return _empty()
-    # pairs come grouped by range, in range order, each range's ops in (launch, correlation
-    # id) order: per-range sums are reduceat over contiguous runs, no group-by; the ops of
-    # one call (one correlation id) are adjacent, so distinct ids are the changes of id
-    start, end = ops["start_ns"].to_numpy()[o], ops["end_ns"].to_numpy()[o]
-    corr = ops["correlation_id"].to_numpy()[o]
-    new_r = np.r_[True, rid[1:] != rid[:-1]]
-    first = np.flatnonzero(new_r)
-    new_op = new_r | np.r_[True, corr[1:] != corr[:-1]]
-    op_type = np.asarray(pd.Categorical(ops["op"], categories=list(OP_TYPES)).codes)[o]
-    agg = pd.DataFrame(
-        {
-            "proj_start_ns": np.minimum.reduceat(start, first),
-            "proj_end": np.maximum.reduceat(end, first),
-            "num_gpu_ops": np.add.reduceat(new_op.astype(np.int64), first),
-            "bytes": np.add.reduceat(ops["bytes"].to_numpy(dtype=np.int64)[o], first),
-            **{t: np.add.reduceat((op_type == i).astype(np.int64), first) for i, t in enumerate(OP_TYPES)},
-        },
-        index=rid[first],
-    )
-    codes = np.cumsum(new_r) - 1
-    agg["proj_busy_ns"] = iv.grouped_total(codes, start, end, len(agg))
-    rr = r.iloc[agg.index.to_numpy()]
+    rr = r.iloc[agg["range"]]
     out = pd.DataFrame(
         {
             "range_id": rr["range_id"].to_numpy(),
@@ -126,17 +105,51 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
             "tid": rr["tid"].to_numpy(),
             "start_ns": rr["start_ns"].to_numpy(),
             "dur_ns": rr["dur_ns"].to_numpy(),
-            "proj_start_ns": agg["proj_start_ns"].to_numpy(dtype=np.int64),
-            "proj_dur_ns": (agg["proj_end"] - agg["proj_start_ns"]).to_numpy(dtype=np.int64),
-            "proj_busy_ns": agg["proj_busy_ns"].to_numpy(dtype=np.int64),
-            "num_gpu_ops": agg["num_gpu_ops"].to_numpy(dtype=np.int64),
-            "bytes": agg["bytes"].to_numpy(dtype=np.int64),
-            **{t: agg[t].to_numpy(dtype=np.int64) for t in OP_TYPES},
+            "proj_start_ns": agg["proj_start_ns"],
+            "proj_dur_ns": agg["proj_end"] - agg["proj_start_ns"],
+            "proj_busy_ns": agg["proj_busy_ns"],
+            "num_gpu_ops": agg["num_gpu_ops"],
+            "bytes": agg["bytes"],
+            **{t: agg[t] for t in OP_TYPES},
             "depth": rr["depth"].to_numpy(),
             "parent": rr["parent"].array,
         }
     )
     return out[PROJECTION_COLUMNS]
+
+
+def _project_block(ops: dict[str, np.ndarray], ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   r_end: np.ndarray) -> dict[str, np.ndarray]:
+    """The projection sums of ``ranges`` (row positions, ascending), whose
+    candidate ops are ``ops[lo[i]:hi[i]]``: one entry per range with an op."""
+    n = (hi - lo)[ranges]
+    rid = np.repeat(ranges, n)
+    op_idx = np.repeat(lo[ranges], n) + (np.arange(rid.size) - np.repeat(np.cumsum(n) - n, n))
+    # the call must also end inside the range (matters only for start/end ranges)
+    keep = ops["api_end_ns"][op_idx] <= r_end[rid]
+    rid, o = rid[keep], op_idx[keep]
+    del keep, op_idx
+    if rid.size == 0:
+        return {c: np.zeros(0, np.int64) for c in ("range", "proj_start_ns", "proj_end", "num_gpu_ops", "bytes",
+                                                    *OP_TYPES, "proj_busy_ns")}
+    # pairs come grouped by range, in range order, each range's ops in (launch, correlation
+    # id) order: per-range sums are reduceat over contiguous runs, no group-by; the ops of
+    # one call (one correlation id) are adjacent, so distinct ids are the changes of id
+    start, end, corr = ops["start_ns"][o], ops["end_ns"][o], ops["correlation_id"][o]
+    new_r = np.r_[True, rid[1:] != rid[:-1]]
+    first = np.flatnonzero(new_r)
+    new_op = new_r | np.r_[True, corr[1:] != corr[:-1]]
+    op_type = ops["op"][o]
+    out = {
+        "range": rid[first],
+        "proj_start_ns": np.minimum.reduceat(start, first),
+        "proj_end": np.maximum.reduceat(end, first),
+        "num_gpu_ops": np.add.reduceat(new_op.astype(np.int64), first),
+        "bytes": np.add.reduceat(ops["bytes"][o], first),
+        **{t: np.add.reduceat((op_type == i).astype(np.int64), first) for i, t in enumerate(OP_TYPES)},
+    }
+    out["proj_busy_ns"] = iv.grouped_total(np.cumsum(new_r) - 1, start, end, first.size)
+    return out
 
 
 def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:

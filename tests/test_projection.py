@@ -244,3 +244,20 @@ def test_million_polling_ranges_load_and_project(builder: TraceBuilder) -> None:
     assert (proj_polls["proj_dur_ns"] == 40).all() and (proj_polls["bytes"] == 1 << 20).all()
     step = p[p["tid"] == 100].iloc[0]
     assert (step["num_gpu_ops"], step["proj_start_ns"]) == (1, end - 500)
+
+
+def test_projection_in_small_blocks_equals_one_block(monkeypatch) -> None:
+    """The (range, op) pairs are expanded a block of ranges at a time; blocks of
+    seven pairs (ranges split across the cuts, nested ranges, a block holding one
+    range bigger than a block) give the same table as one block."""
+    import nsysparse.projection as P
+    from tests.scale_digest import DATA
+
+    for name in ("offload_disk", "graphs", "edge"):
+        t = open_trace(DATA / f"{name}.sqlite")
+        whole = nvtx_projection(t)
+        monkeypatch.setattr(P, "PAIRS_PER_BLOCK", 7)
+        pieces = nvtx_projection(t)
+        monkeypatch.undo()
+        assert len(whole) > 0
+        pd.testing.assert_frame_equal(pieces, whole)
