@@ -66,9 +66,13 @@ def step_waits(steps: pd.DataFrame, waits: pd.DataFrame) -> pd.DataFrame:
 def _latest_ending(cand: pd.DataFrame, w: pd.DataFrame, tol: int) -> np.ndarray:
     """For each wait row of ``w``, the row of ``cand`` (sorted by end_ns) with the
     latest end in ``(wait_start, wait_end + tol]``, or -1."""
-    if cand.empty or w.empty:
+    return _latest_ending_of(cand["end_ns"].to_numpy(np.int64), w, tol)
+
+
+def _latest_ending_of(ends: np.ndarray, w: pd.DataFrame, tol: int) -> np.ndarray:
+    """:func:`_latest_ending` on the candidates' sorted ends."""
+    if ends.size == 0 or w.empty:
         return np.full(len(w), -1, dtype=np.int64)
-    ends = cand["end_ns"].to_numpy(np.int64)
     i = np.searchsorted(ends, w["wait_end_ns"].to_numpy(np.int64) + tol, side="right") - 1
     ok = (i >= 0) & (ends[np.clip(i, 0, None)] > w["wait_start_ns"].to_numpy(np.int64))
     return np.where(ok, i, -1)
@@ -124,17 +128,24 @@ def wait_holders(
         for table, what in ((gpu_ops, "gpu"), (api_calls, "call")):
             if not todo.any():
                 break
-            c = table[table["pid"].to_numpy() == pid]
+            # the process's candidates by end, as row positions: millions of calls are never copied
+            mine = table["pid"].to_numpy() == pid
             if what == "call":
-                c = c[c["tid"].to_numpy() != tid]
-            c = c.sort_values("end_ns")
-            hit = _latest_ending(c, w, tol_ns)
+                mine &= table["tid"].to_numpy() != tid
+            rows = np.flatnonzero(mine)
+            del mine
+            ends = table["end_ns"].to_numpy(np.int64)[rows]
+            order = ends.argsort(kind="quicksort")  # as sort_values("end_ns") orders ties
+            rows, ends = rows[order], ends[order]
+            del order
+            hit = _latest_ending_of(ends, w, tol_ns)
             sel = todo & (hit >= 0)
             if sel.any():
-                holder[sel] = c["name"].astype(object).to_numpy()[hit[sel]]
+                at = rows[hit[sel]]
+                holder[sel] = table["name"].iloc[at].astype(object).to_numpy()
                 kind[sel] = what
                 if what == "call":
-                    htid[np.flatnonzero(sel)] = c["tid"].to_numpy()[hit[sel]]
+                    htid[np.flatnonzero(sel)] = table["tid"].to_numpy()[at]
                 todo &= ~sel
         out.append(pd.DataFrame({
             "step": w["step"].to_numpy(), "wait_start_ns": w["wait_start_ns"].to_numpy(),

@@ -127,15 +127,18 @@ def clipped_union_by_thread(
     if len(windows) == 0 or len(intervals) == 0:
         return out
     k = list(keys)
-    groups = intervals.groupby(k, sort=False).indices
-    for key, rows in windows.reset_index(drop=True).groupby(k, sort=False).indices.items():
-        iv = groups.get(key)
-        if iv is None:
+    cols = [intervals[c].to_numpy() for c in k]
+    starts, ends = intervals["start_ns"].to_numpy(), intervals["end_ns"].to_numpy()
+    w = windows.reset_index(drop=True)
+    for key, rows in w.groupby(k, sort=False).indices.items():  # the windows' few threads
+        key = key if isinstance(key, tuple) else (key,)
+        mine = np.ones(len(intervals), dtype=bool)
+        for col, v in zip(cols, key):
+            mine &= col == v
+        if not mine.any():
             continue
-        sub = intervals.iloc[iv]
-        w = windows.iloc[rows]
         out[rows] = clipped_union_per_window(
-            sub["start_ns"].to_numpy(), sub["end_ns"].to_numpy(), w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
+            starts[mine], ends[mine], w["start_ns"].to_numpy()[rows], w["end_ns"].to_numpy()[rows]
         )
     return out
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from . import __version__
 from . import conventions as C
@@ -241,15 +242,22 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
 
 def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
     """Per live step: time the GPU computes nothing while the step's thread is
-    neither waiting nor synchronising (step - |kernels ∪ waits ∪ syncs|)."""
+    neither waiting nor synchronising (step - |kernels ∪ waits ∪ syncs|), with
+    the kernels of every process. One union per step thread, of plain arrays."""
+    out = np.zeros(len(live), dtype=np.int64)
     if live.empty:
-        return np.zeros(0, dtype=np.int64)
-    cols = ["start_ns", "end_ns", "pid", "tid"]
-    threads = live[["pid", "tid"]].drop_duplicates()
-    gpu = compute[["start_ns", "end_ns"]].merge(threads, how="cross") if len(compute) else pd.DataFrame(columns=cols)
-    stalls = pd.concat([waits[cols], syncs[cols], gpu[cols]], ignore_index=True)
-    covered = iv.clipped_union_by_thread(stalls.astype({c: "int64" for c in cols}), live.reset_index(drop=True))
-    return live["dur_ns"].to_numpy() - covered
+        return out
+    gpu_s, gpu_e = compute["start_ns"].to_numpy(np.int64), compute["end_ns"].to_numpy(np.int64)
+    for (pid, tid), rows in live.reset_index(drop=True).groupby(["pid", "tid"], sort=False).indices.items():
+        parts_s, parts_e = [gpu_s], [gpu_e]
+        for df in (waits, syncs):
+            mine = (df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)
+            parts_s.append(df["start_ns"].to_numpy(np.int64)[mine])
+            parts_e.append(df["end_ns"].to_numpy(np.int64)[mine])
+        w = live.iloc[rows]
+        out[rows] = iv.clipped_union_per_window(np.concatenate(parts_s), np.concatenate(parts_e),
+                                                w["start_ns"].to_numpy(), w["end_ns"].to_numpy())
+    return live["dur_ns"].to_numpy() - out
 
 
 # Summary keys that are times (ms, never negative) and shares (in [0, 1]).
@@ -303,13 +311,25 @@ def _named_gpu_ops(trace: Trace, gpu_copies: pd.DataFrame) -> pd.DataFrame:
     name, copies (``gpu_copies``: the copies table's memcpy rows) by class
     (``H2D pinned`` ...), memsets, graph runs."""
     cols = ["pid", "start_ns", "end_ns"]
-    parts = [
-        trace.kernels[cols].assign(name=trace.kernels["short_name"].astype(object).to_numpy()),
-        gpu_copies[cols].assign(name=("copy " + gpu_copies["category"].astype(object)).to_numpy()),
-        trace.memset[cols].assign(name="memset"),
-        trace.graph_runs[cols].assign(name="graph run"),
+    named = [
+        (trace.kernels, pd.Categorical(trace.kernels["short_name"])),
+        (gpu_copies, pd.Categorical("copy " + gpu_copies["category"].astype(object))),
+        (trace.memset, "memset"),
+        (trace.graph_runs, "graph run"),
     ]
-    return pd.concat(parts, ignore_index=True)
+    frames, names = [], []
+    for df, name in named:
+        if len(df):
+            frames.append(df[cols])
+            if isinstance(name, str):
+                name = pd.Categorical.from_codes(np.zeros(len(df), np.int8), categories=[name])
+            names.append(pd.Categorical.from_codes(name.codes, categories=pd.Index(name.categories, dtype=object)))
+    if not frames:
+        return trace.kernels[cols].assign(name=pd.Series(dtype=object))
+    out = pd.concat(frames, ignore_index=True)
+    # one categorical column of names: a code per op, not a Python string
+    out["name"] = union_categoricals(names, ignore_order=True)
+    return out
 
 
 def _breakdown_summary(
