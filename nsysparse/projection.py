@@ -34,7 +34,7 @@ PROJECTION_COLUMNS = [
 ]
 
 
-PAIRS_PER_BLOCK = 1 << 22  # (range, op) pairs expanded at once: bounds the projection's memory
+PAIRS_PER_BLOCK = 1 << 20  # (range, op) pairs expanded at once: bounds the projection's memory
 
 
 def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
@@ -59,7 +59,9 @@ def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
     del parts
     # a stable sort on these keys, last key first: ties keep the tables' order
     order = np.lexsort((ops["correlation_id"], ops["api_start_ns"], ops["launch_tid"], ops["pid"]))
-    return {c: v[order] for c, v in ops.items()}
+    for c in ops:  # a column at a time: one column's copy in flight, not the table's
+        ops[c] = ops[c][order]
+    return ops
 
 
 def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
