@@ -90,16 +90,6 @@ def _cut(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
     return iv.union(*iv.clip(s, e, lo, hi))
 
 
-def _pick(df: pd.DataFrame, mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
-    """``start_ns`` and ``end_ns`` of the rows of ``df`` under ``mask``, as arrays (no frame copied)."""
-    return df["start_ns"].to_numpy(np.int64)[mask], df["end_ns"].to_numpy(np.int64)[mask]
-
-
-def _set(se: tuple[I64, I64], lo: int, hi: int) -> tuple[I64, I64]:
-    """The union of the intervals ``se`` (starts, ends) cut to ``[lo, hi)``."""
-    return _cut(se[0], se[1], lo, hi)
-
-
 def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
     """Whether each time ``t`` lies inside the normalised set ``(us, ue)``."""
     if us.size == 0:
@@ -143,37 +133,100 @@ def sweep(
 ) -> Iterator[pd.DataFrame]:
     """The segments of :func:`segments`, one frame per slice of a step thread's
     steps (about SLICE_BOUNDS set boundaries each), in thread then time order."""
-    # the calls as plain arrays: a thread's calls of one kind are picked by index,
-    # never by copying frames of millions of rows
-    c_kind = call_kinds(api_calls)
-    c_pid, c_tid = api_calls["pid"].to_numpy(np.int64), api_calls["tid"].to_numpy(np.int64)
-    c_s, c_e = api_calls["start_ns"].to_numpy(np.int64), api_calls["end_ns"].to_numpy(np.int64)
-    cat_copy = copies.assign(cls=_copy_class(copies))
+    # every source once, in start order, with the columns that pick a thread's rows:
+    # a slice of time then reads a contiguous run of rows of each (views, no copies)
+    kinds = call_kinds(api_calls)
+    calls = _Source(api_calls, pid=True, tid=True, extra=kinds)
+    cat_copy = _Source(copies, pid=True, extra=_class_codes(copies))
+    sources = [_Source(compute, pid=True), _Source(waits, pid=True, tid=True), calls,
+               _Source(os_calls, pid=True, tid=True), cat_copy, _Source(memsets, pid=True), _Source(disk, pid=True)]
     for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
         st = st.sort_values("start_ns")
         lo, hi = int(st["start_ns"].min()), int(st["end_ns"].max())
         if hi <= lo:
             continue
-        own = (lambda df: _pick(df, (df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)))
-        proc = (lambda df: _pick(df, df["pid"].to_numpy() == pid))
-        mine = np.flatnonzero((c_pid == pid) & (c_tid == tid))
-        by_kind = {k: mine[c_kind[mine] == i] for i, k in enumerate(CALL_KINDS)}
-        pc = cat_copy[cat_copy["pid"].to_numpy() == pid]
-        sets = [
-            _set(proc(compute), lo, hi),                       # 0 gpu
-            _set(own(waits), lo, hi),                          # 1 wait
-            _cut(c_s[by_kind["sync"]], c_e[by_kind["sync"]], lo, hi),    # 2 sync call
-            _cut(c_s[by_kind["copy"]], c_e[by_kind["copy"]], lo, hi),    # 3 copy call
-            _cut(c_s[by_kind["other"]], c_e[by_kind["other"]], lo, hi),  # 4 other CUDA call
-            _set(own(os_calls), lo, hi),                       # 5 OS call
-            *(_set(_pick(pc, (pc["cls"] == cls).to_numpy()), lo, hi) for cls in COPY_CLASSES.values()),  # 6-10
-            _set(proc(memsets), lo, hi),                       # 11 memset
-            _set(proc(disk), lo, hi),                          # 12 disk read
-        ]
-        del mine, by_kind
         ss, se = st["start_ns"].to_numpy(np.int64), st["end_ns"].to_numpy(np.int64)
-        for a, b in _slices(ss, hi, sum(x[0].size for x in sets)):
-            yield _slice_segments(ss, se, st["step"].to_numpy(), sets, a, b, pid, tid)
+        rows = sum(src.rows_in(lo, hi) for src in sources)
+        for a, b in _slices(ss, hi, 2 * rows):
+            gpu, wait, call, osc, cps, mset, dread = (src.window(a, b) for src in sources)
+            local = [
+                gpu.cut(a, b, pid),                                 # 0 gpu
+                wait.cut(a, b, pid, tid),                           # 1 wait
+                *(call.cut(a, b, pid, tid, i) for i in (1, 0, 2)),  # 2 sync call, 3 copy call, 4 other CUDA call
+                osc.cut(a, b, pid, tid),                            # 5 OS call
+                *(cps.cut(a, b, pid, None, i) for i in range(len(COPY_CLASSES))),  # 6-10 copies by class
+                mset.cut(a, b, pid),                                # 11 memset
+                dread.cut(a, b, pid),                               # 12 disk read
+            ]
+            yield _slice_segments(ss, se, st["step"].to_numpy(), local, a, b, pid, tid)
+
+
+BLOCK = 4096  # rows per block of a source's running maximum of ends
+
+
+class _Source:
+    """One kind of interval (start-ordered rows: ``start_ns``, ``end_ns``, and
+    ``pid``/``tid``/an int8 ``extra`` code to pick rows by), with the running
+    maximum of its ends per block of BLOCK rows: the rows that can reach into a
+    window ``[a, b)`` are then one contiguous run, found by two searches."""
+
+    def __init__(self, df: pd.DataFrame, pid: bool = False, tid: bool = False,
+                 extra: npt.NDArray[np.int8] | None = None) -> None:
+        s = df["start_ns"].to_numpy(np.int64)
+        cols = {"s": s, "e": df["end_ns"].to_numpy(np.int64)}
+        if pid:
+            cols["pid"] = df["pid"].to_numpy(np.int64)
+        if tid:
+            cols["tid"] = df["tid"].to_numpy(np.int64)
+        if extra is not None:
+            cols["extra"] = extra
+        if s.size > 1 and not bool((s[1:] >= s[:-1]).all()):  # the loaded tables come sorted: most skip this
+            order = np.argsort(s, kind="stable")
+            cols = {k: v[order] for k, v in cols.items()}
+        self.cols = cols
+        e = cols["e"]
+        self.block_max = (np.maximum.accumulate(np.maximum.reduceat(e, np.arange(0, e.size, BLOCK)))
+                          if e.size else np.zeros(0, np.int64))
+
+    def run(self, a: int, b: int) -> tuple[int, int]:
+        """Rows ``[i0, i1)`` holding every row that overlaps ``[a, b)`` (and a few that do not)."""
+        s = self.cols["s"]
+        if s.size == 0:
+            return 0, 0
+        i0 = int(np.searchsorted(self.block_max, a, side="right")) * BLOCK  # blocks before end by a
+        return min(i0, s.size), int(np.searchsorted(s, b, side="left"))
+
+    def rows_in(self, a: int, b: int) -> int:
+        i0, i1 = self.run(a, b)
+        return max(0, i1 - i0)
+
+    def window(self, a: int, b: int) -> "_Window":
+        i0, i1 = self.run(a, b)
+        return _Window({k: v[i0:max(i0, i1)] for k, v in self.cols.items()})
+
+
+class _Window:
+    """A source's rows near one slice of time (views into its arrays)."""
+
+    def __init__(self, cols: dict[str, np.ndarray]) -> None:
+        self.cols = cols
+
+    def cut(self, a: int, b: int, pid: int, tid: int | None = None, extra: int | None = None) -> tuple[I64, I64]:
+        """The union of the rows of process ``pid`` (and thread ``tid``, and code
+        ``extra``) cut to ``[a, b)``."""
+        c = self.cols
+        mine = c["pid"] == pid
+        if tid is not None:
+            mine &= c["tid"] == tid
+        if extra is not None:
+            mine &= c["extra"] == extra
+        return _cut(c["s"][mine], c["e"][mine], a, b)
+
+
+def _class_codes(copies: pd.DataFrame) -> npt.NDArray[np.int8]:
+    """Each copy's index into COPY_CLASSES (-1 for any other class)."""
+    cls = pd.Series(_copy_class(copies), dtype=object)
+    return pd.Index(list(COPY_CLASSES.values()), dtype=object).get_indexer(cls).astype(np.int8)
 
 
 SLICE_BOUNDS = 1 << 21  # set boundaries per slice of a thread's steps: bounds the sweep's memory
@@ -190,21 +243,14 @@ def _slices(ss: I64, hi: int, n_bounds: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _within(us: I64, ue: I64, a: int, b: int) -> tuple[I64, I64]:
-    """The part of the normalised set ``(us, ue)`` inside ``[a, b]``."""
-    i0, i1 = np.searchsorted(ue, a, side="left"), np.searchsorted(us, b, side="right")
-    return np.maximum(us[i0:i1], a), np.minimum(ue[i0:i1], b)
-
-
 def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I64]], a: int, b: int,
                     pid: int, tid: int) -> pd.DataFrame:
-    """The elementary segments of the thread's steps inside ``[a, b)``, categorised;
+    """The elementary segments of the thread's steps inside ``[a, b)`` (``sets``:
+    each kind of interval cut to ``[a, b)``, normalised), categorised;
     neighbours of one category merged (sums per step unchanged), but for OS-call
     time, whose segments os_call_names attributes to the call covering each start."""
     inner = (ss >= a) & (ss <= b), (se >= a) & (se <= b)
-    # each set cut to the slice: on [a, b) it is on exactly where the whole set is,
-    # and searching the slice's part is what keeps the sweep in cache
-    local = [_within(us, ue, a, b) for us, ue in sets]
+    local = sets  # each set is already the slice's: cut to [a, b) and merged
     bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b], *(x for se_ in local for x in se_)]))
     seg_s, seg_e = bounds[:-1], bounds[1:]
     # the step holding each segment (steps of one thread do not overlap)

@@ -351,3 +351,25 @@ def test_a_tiny_offloading_trace_end_to_end(builder) -> None:
     # 4 MB at the H200's 64 GB/s H2D peak need 62.5 µs: more than the 2 µs blocked, so nothing to save
     assert pinned["saving_ms"] == 0.0
     assert [t["what"] for t in s["targets"]][:3] == ["disk_read", "host_cpu", "copy_h2d_pinned"]
+
+
+@pytest.mark.parametrize("name", ["offload_disk", "hf_olmoe", "edge"])
+def test_sweep_in_small_slices_and_blocks_equals_one_slice(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep reads each slice of time from a contiguous run of rows (blocks of
+    BLOCK rows by their running maximum end). Slices of 64 boundaries and blocks of
+    3 rows (calls and copies across slice edges, many slices per step) give the
+    same breakdown, timeline bands and OS-call names as one slice per thread."""
+    import nsysparse.breakdown as B
+    from nsysparse.report import build_report
+    from tests.scale_digest import DATA
+
+    with open_trace(DATA / f"{name}.sqlite") as t:
+        whole = build_report(t)
+    monkeypatch.setattr(B, "SLICE_BOUNDS", 64)
+    monkeypatch.setattr(B, "BLOCK", 3)
+    with open_trace(DATA / f"{name}.sqlite") as t:
+        sliced = build_report(t)
+    assert len(whole.tables["breakdown"]) > 0
+    for table in ("breakdown", "breakdown_segments"):
+        pd.testing.assert_frame_equal(sliced.tables[table], whole.tables[table])
+    assert sliced.summary["targets"] == whole.summary["targets"]
