@@ -348,6 +348,7 @@ def conform(df: pd.DataFrame, out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
         if d == "object":
             if str(s.dtype) != "object":
                 s = s.astype(object)
+            s = pd.Series(shared_strings(s.to_numpy()), index=s.index, dtype=object, copy=False)
         elif d == "category":
             if not isinstance(s.dtype, pd.CategoricalDtype):
                 s = s.astype(object).astype("category")
@@ -358,6 +359,24 @@ def conform(df: pd.DataFrame, out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
             s = s.copy()
         cols[c] = s
     return pd.DataFrame(cols, copy=False)
+
+
+def shared_strings(a: np.ndarray) -> np.ndarray:
+    """An object array of strings with each distinct string one object, shared by
+    its rows (a million NVTX rows of a dozen names hold a dozen strings, not a
+    million); equal values, so the same column. Anything but strings and
+    missing values (whose hashes may match across types: 1 == 1.0 == True) is
+    returned as it is, and so is each missing value (None stays None, NaN NaN)."""
+    if len(a) < 2 or pd.api.types.infer_dtype(a, skipna=True) != "string":
+        return a
+    codes, uniq = pd.factorize(a)
+    if len(uniq) * 2 > len(a):
+        return a  # mostly distinct: nothing to share
+    out = np.asarray(uniq, dtype=object)[np.maximum(codes, 0)]
+    missing = codes < 0
+    if missing.any():
+        out[missing] = a[missing]
+    return out
 
 
 def _borrows(a: np.ndarray) -> bool:
