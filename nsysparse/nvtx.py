@@ -94,9 +94,11 @@ def nvtx_ranges(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame, capt
             "kind": df["eventType"].map(S.RANGE_KIND).to_numpy(dtype=object),
             "payload": df["payload"].astype("float64").to_numpy(),
             "closed": closed.to_numpy(),
-        }
+        },
+        copy=False,
     )
-    out = out.sort_values(["start_ns", "end_ns"], ascending=[True, False], kind="stable", ignore_index=True)
+    del df, closed, end, start, end_gt, end_tid, cross
+    out = S.sorted_by_start(out, "start_ns", desc="end_ns")  # ties: the longer (enclosing) range first
     out.insert(0, "range_id", np.arange(len(out), dtype=np.int64))
     depth, parent = _nesting(out)
     out["depth"] = depth

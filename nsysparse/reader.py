@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import progress
 from . import schema as S
@@ -162,23 +163,11 @@ class Reader:
         except ImportError:
             adbc = None  # type: ignore[assignment]
         if adbc is not None:
-            table = None
             try:
-                with adbc.connect(self.uri) as con, con.cursor() as cur:
-                    # a big first batch: type inference sees 64k rows, not 1k
-                    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
-                    cur.execute(sql, tuple(params) if params else None)
-                    table = cur.fetch_arrow_table()
-                    # the driver passes text through unchecked: a broken UTF-8 string (old
-                    # exports hold some) fails here and the sqlite3 path replaces its bytes
-                    table.validate(full=True)
+                df = _fetch_frame(adbc, self.uri, sql, params)
             except Exception:  # noqa: BLE001 - the sqlite3 path below re-runs it and raises what applies
-                table = None
-            if table is not None and table.num_rows > 0:
-                df = table.to_pandas()
-                for name, col in zip(table.column_names, table.columns):
-                    if col.null_count == len(col):  # read_sql_query's all-NULL column: object None
-                        df[name] = pd.Series([None] * len(col), dtype=object)
+                df = None
+            if df is not None:
                 return df
         try:
             with self._lock:
@@ -295,6 +284,57 @@ class Reader:
         with self._lock:  # prefetch() reads tables on several threads
             if text not in self.notes:
                 self.notes.append(text)
+
+
+def _fetch_frame(adbc, uri: str, sql: str, params: tuple) -> pd.DataFrame | None:
+    """One query through ADBC into the frame ``Reader.query`` describes, or None for
+    no row. Rows stream in record batches, and each batch's numeric columns become
+    numpy chunks at once (the batch is then freed), so a table is never held as
+    Arrow columns and a pandas frame both: its peak is the frame plus one column
+    (its chunks while they are joined). Numbers come out as ``Table.to_pandas``
+    gives them (int64; float64 where a column holds a NULL), text and any other
+    type through ``to_pandas`` of its Arrow chunks, unchanged."""
+    with adbc.connect(uri) as con, con.cursor() as cur:
+        # a big first batch: type inference sees 64k rows, not 1k
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
+        cur.execute(sql, tuple(params) if params else None)
+        batches = cur.fetch_record_batch()
+        schema = batches.schema
+        names = schema.names
+        numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in schema]
+        chunks: list[list] = [[] for _ in names]
+        nulls = [0] * len(names)
+        rows = 0
+        for batch in batches:
+            # the driver passes text through unchecked: a broken UTF-8 string (old
+            # exports hold some) fails here and the sqlite3 path replaces its bytes
+            batch.validate(full=True)
+            for i, col in enumerate(batch.columns):
+                nulls[i] += col.null_count
+                if numeric[i]:
+                    a = col.to_numpy(zero_copy_only=False)
+                    # a view of the batch (no NULL) is copied: it would keep the whole batch alive
+                    chunks[i].append(a.copy() if col.null_count == 0 else a)
+                else:
+                    chunks[i].append(col)
+            rows += batch.num_rows
+            del batch
+    if rows == 0:
+        return None
+    cols: dict[int, object] = {}  # by position: a query may repeat a column name
+    for i in range(len(names)):
+        parts, chunks[i] = chunks[i], []
+        if nulls[i] == rows:  # read_sql_query's all-NULL column: object None
+            cols[i] = pd.Series([None] * rows, dtype=object)
+        elif numeric[i]:
+            cols[i] = pd.Series(parts[0] if len(parts) == 1 else np.concatenate(parts), copy=False)
+        else:
+            cols[i] = pa.chunked_array(parts, schema.field(i).type).to_pandas()
+        del parts
+    df = pd.DataFrame(cols, copy=False)  # not copied into 2-D blocks: each column stays its own array
+    df.columns = pd.Index(names)
+    pa.default_memory_pool().release_unused()  # what to_pandas of text borrowed goes back now
+    return df
 
 
 def categorical(lookup: pd.Series, ids: pd.Series) -> pd.Categorical:

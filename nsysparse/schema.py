@@ -335,7 +335,12 @@ def empty_frame(out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
 
 def conform(df: pd.DataFrame, out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     """``df`` with the declared columns, in order, each of its declared dtype: a built
-    frame and an empty one are then the same shape (text as object, ids int64)."""
+    frame and an empty one are then the same shape (text as object, ids int64).
+
+    A column already of its dtype is not copied (a frame of millions of rows is
+    not held twice while it is conformed), and the columns are not joined into
+    2-D blocks; a column that is a view into a larger array (a slice of a
+    read_sql_query block) gets an array of its own, so that the rest is freed."""
 
     cols = {}
     for c, d in out:
@@ -343,21 +348,60 @@ def conform(df: pd.DataFrame, out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
         if d == "object":
             if str(s.dtype) != "object":
                 s = s.astype(object)
+            s = pd.Series(shared_strings(s.to_numpy()), index=s.index, dtype=object, copy=False)
         elif d == "category":
             if not isinstance(s.dtype, pd.CategoricalDtype):
                 s = s.astype(object).astype("category")
         elif str(s.dtype) != d:
             s = s.astype(d)
-        cols[c] = s.reset_index(drop=True)
-    return pd.DataFrame(cols)
+        s = s.reset_index(drop=True)
+        if isinstance(s.dtype, np.dtype) and _borrows(s.to_numpy(copy=False)):
+            s = s.copy()
+        cols[c] = s
+    return pd.DataFrame(cols, copy=False)
 
 
-def sorted_by_start(df: pd.DataFrame, col: str = "start_ns") -> pd.DataFrame:
+def shared_strings(a: np.ndarray) -> np.ndarray:
+    """An object array of strings with each distinct string one object, shared by
+    its rows (a million NVTX rows of a dozen names hold a dozen strings, not a
+    million); equal values, so the same column. Anything but strings and
+    missing values (whose hashes may match across types: 1 == 1.0 == True) is
+    returned as it is, and so is each missing value (None stays None, NaN NaN)."""
+    if len(a) < 2 or pd.api.types.infer_dtype(a, skipna=True) != "string":
+        return a
+    codes, uniq = pd.factorize(a)
+    if len(uniq) * 2 > len(a):
+        return a  # mostly distinct: nothing to share
+    out = np.asarray(uniq, dtype=object)[np.maximum(codes, 0)]
+    missing = codes < 0
+    if missing.any():
+        out[missing] = a[missing]
+    return out
+
+
+def _borrows(a: np.ndarray) -> bool:
+    """Whether ``a`` views a larger array, which it would keep alive."""
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return root is not a and root.nbytes > a.nbytes
+
+
+def sorted_by_start(df: pd.DataFrame, col: str = "start_ns", desc: str | None = None) -> pd.DataFrame:
     """``df`` in ``col`` order, ties in their order (a stable sort), without the
-    copy of a sort when it is in order already (exports write most tables so)."""
+    copy of a sort when it is in order already (exports write most tables so).
+    With ``desc``, ties of ``col`` go in descending ``desc`` order, then in theirs."""
     v = df[col].to_numpy()
-    if v.size < 2 or bool((v[1:] >= v[:-1]).all()):
+    if v.size < 2:
         return df.reset_index(drop=True)
+    up = v[1:] >= v[:-1]
+    if desc is not None:
+        w = df[desc].to_numpy()
+        up &= (v[1:] > v[:-1]) | (w[1:] <= w[:-1])
+    if bool(up.all()):
+        return df.reset_index(drop=True)
+    if desc is not None:
+        return df.sort_values([col, desc], ascending=[True, False], kind="stable", ignore_index=True)
     return df.sort_values(col, kind="stable", ignore_index=True)
 
 

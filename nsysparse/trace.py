@@ -236,6 +236,8 @@ class Trace:
             jobs.append(pool.submit(lambda: (self.kernels, self.memcpy, self.memset, self.graph_runs)))
             for job in jobs:
                 job.result()
+        # every GPU-op table is built: the launch index (two int64 per API call) is not needed
+        self.__dict__.pop("_ops", None)
         return self
 
     # ---- lookups -------------------------------------------------------------------
