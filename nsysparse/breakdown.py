@@ -24,12 +24,17 @@ that holds names the instant (this order is the contract, docs/METRICS.md):
 is any ``cudaMemcpy*``/``cudaMemset*``/``cuMemcpy*``/``cuMemset*`` call, async
 or not. Integer nanoseconds throughout.
 
-The sweep: per step thread, each kind of interval is merged into a sorted
-disjoint set once; every set's boundaries inside the thread's steps cut the
-steps into elementary segments, on which each set is either on or off
-(``searchsorted``); ``np.select`` applies the rules and ``bincount`` sums the
-segment lengths per (step, category). Cost: one sort per set, linear in the
-rows; the loop runs over step threads, never rows.
+The sweep: per step thread, the thread's steps are cut at step starts into
+slices of time of about SLICE_BOUNDS interval boundaries. In each slice every
+kind of interval is read from a contiguous run of its rows (the tables are in
+start order; a running maximum of ends per block of BLOCK rows says where the
+rows that reach into the slice begin), merged into a sorted disjoint set cut
+to the slice; the sets' boundaries cut the steps into elementary segments, on
+which each set is either on or off (``searchsorted``); ``np.select`` applies
+the rules and ``bincount`` sums the segment lengths per (step, category).
+Memory is one slice's, whatever the trace's length; the loops run over step
+threads and slices, never rows. :func:`breakdown_tables` sums the slices as
+they come, so the segments of a long trace never exist at once.
 """
 
 from __future__ import annotations
