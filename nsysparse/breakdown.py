@@ -119,11 +119,12 @@ def segments(
     :func:`step_breakdown`. A long trace has millions of them: the report sums
     them slice by slice instead (:func:`breakdown_tables`)."""
     parts = list(sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls))
-    if not parts:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "start_ns": pd.Series(dtype="int64"),
-                             "end_ns": pd.Series(dtype="int64"), "category": pd.Series(dtype="int64"),
-                             "pid": pd.Series(dtype="int64"), "tid": pd.Series(dtype="int64")})
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else _no_segments()
+
+
+def _no_segments() -> pd.DataFrame:
+    """The segments frame with no segment (its columns, each int64)."""
+    return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("step", "start_ns", "end_ns", "category", "pid", "tid")})
 
 
 def sweep(
@@ -140,11 +141,10 @@ def sweep(
     steps (about SLICE_BOUNDS set boundaries each), in thread then time order."""
     # every source once, in start order, with the columns that pick a thread's rows:
     # a slice of time then reads a contiguous run of rows of each (views, no copies)
-    kinds = call_kinds(api_calls)
-    calls = _Source(api_calls, pid=True, tid=True, extra=kinds)
-    cat_copy = _Source(copies, pid=True, extra=_class_codes(copies))
-    sources = [_Source(compute, pid=True), _Source(waits, pid=True, tid=True), calls,
-               _Source(os_calls, pid=True, tid=True), cat_copy, _Source(memsets, pid=True), _Source(disk, pid=True)]
+    sources = [_Source(compute, pid=True), _Source(waits, pid=True, tid=True),
+               _Source(api_calls, pid=True, tid=True, extra=call_kinds(api_calls)),
+               _Source(os_calls, pid=True, tid=True), _Source(copies, pid=True, extra=_class_codes(copies)),
+               _Source(memsets, pid=True), _Source(disk, pid=True)]
     for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
         st = st.sort_values("start_ns")
         lo, hi = int(st["start_ns"].min()), int(st["end_ns"].max())
@@ -255,15 +255,14 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
     neighbours of one category merged (sums per step unchanged), but for OS-call
     time, whose segments os_call_names attributes to the call covering each start."""
     inner = (ss >= a) & (ss <= b), (se >= a) & (se <= b)
-    local = sets  # each set is already the slice's: cut to [a, b) and merged
-    bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b], *(x for se_ in local for x in se_)]))
+    bounds = iv.distinct(np.concatenate([ss[inner[0]], se[inner[1]], [a, b], *(x for se_ in sets for x in se_)]))
     seg_s, seg_e = bounds[:-1], bounds[1:]
     # the step holding each segment (steps of one thread do not overlap)
     k = np.searchsorted(ss, seg_s, side="right") - 1
     kc = np.clip(k, 0, None)
     inside = (k >= 0) & (seg_s < se[kc])
     seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
-    on = [_on(us, ue, seg_s) for us, ue in local]
+    on = [_on(us, ue, seg_s) for us, ue in sets]
     gpu, wait, sync, ccall, other, osc = on[:6]
     pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
     blocked = wait | sync | ccall
@@ -272,7 +271,7 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
          pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
         list(range(13)), default=13,
     ).astype(np.int64)
-    del on, local, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
+    del on, sets, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
     same = np.r_[False, (k[1:] == k[:-1]) & (cat[1:] == cat[:-1]) & (seg_s[1:] == seg_e[:-1])
                  & (cat[1:] != CATEGORIES.index("os_call"))]
     first = np.flatnonzero(~same)
@@ -387,6 +386,5 @@ def breakdown_tables(
         keep = part["step"].isin(shown).to_numpy() | (part["category"].to_numpy() == os_code)
         if keep.any():
             kept.append(part[keep])
-    segs = pd.concat(kept, ignore_index=True) if kept else segments(steps.iloc[:0], compute, api_calls, waits,
-                                                                    copies, memsets, disk, os_calls)
+    segs = pd.concat(kept, ignore_index=True) if kept else _no_segments()
     return _breakdown_frame(steps, ns), merged_runs(segs, shown), os_call_names(segs, os_calls)

@@ -116,30 +116,34 @@ def clipped_union_by_thread(
     intervals: pd.DataFrame,
     windows: pd.DataFrame,
     keys: tuple[str, ...] = ("pid", "tid"),
+    shared: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> I64:
     """For each window row, |union of the intervals with the same ``keys``, clipped to it|.
 
     ``intervals`` has ``start_ns``/``end_ns`` and the key columns; ``windows`` has
-    ``start_ns``/``end_ns`` and the key columns. Loops run over distinct keys (threads),
-    never over rows.
+    ``start_ns``/``end_ns`` and the key columns. ``shared`` (starts, ends) joins
+    every key's union (the GPU's kernels, whoever waits on them). Loops run over
+    distinct keys (threads), never over rows.
     """
     out = np.zeros(len(windows), dtype=np.int64)
-    if len(windows) == 0 or len(intervals) == 0:
+    extra_s, extra_e = (_as_i64(shared[0]), _as_i64(shared[1])) if shared is not None else (None, None)
+    if len(windows) == 0 or (len(intervals) == 0 and not (extra_s is not None and extra_s.size)):
         return out
     k = list(keys)
     cols = [intervals[c].to_numpy() for c in k]
-    starts, ends = intervals["start_ns"].to_numpy(), intervals["end_ns"].to_numpy()
+    starts, ends = intervals["start_ns"].to_numpy(np.int64), intervals["end_ns"].to_numpy(np.int64)
     w = windows.reset_index(drop=True)
     for key, rows in w.groupby(k, sort=False).indices.items():  # the windows' few threads
         key = key if isinstance(key, tuple) else (key,)
         mine = np.ones(len(intervals), dtype=bool)
         for col, v in zip(cols, key):
             mine &= col == v
-        if not mine.any():
+        s, e = starts[mine], ends[mine]
+        if extra_s is not None:
+            s, e = np.concatenate([extra_s, s]), np.concatenate([extra_e, e])
+        if s.size == 0:
             continue
-        out[rows] = clipped_union_per_window(
-            starts[mine], ends[mine], w["start_ns"].to_numpy()[rows], w["end_ns"].to_numpy()[rows]
-        )
+        out[rows] = clipped_union_per_window(s, e, w["start_ns"].to_numpy()[rows], w["end_ns"].to_numpy()[rows])
     return out
 
 

@@ -94,10 +94,11 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     # the (range, op) pairs number ops x nesting depth: expanded a block of ranges at a time
     ends = np.cumsum((hi - lo)[cand])
     cuts = np.searchsorted(ends, np.arange(PAIRS_PER_BLOCK, int(ends[-1]), PAIRS_PER_BLOCK), side="left") + 1
-    blocks = [_project_block(ops, cand[a:b], lo, hi, r_end) for a, b in zip(np.r_[0, cuts], np.r_[cuts, cand.size])]
-    agg = {c: np.concatenate([blk[c] for blk in blocks]) for c in blocks[0]}
-    if agg["range"].size == 0:
+    blocks = [blk for a, b in zip(np.r_[0, cuts], np.r_[cuts, cand.size])
+              if (blk := _project_block(ops, cand[a:b], lo, hi, r_end)) is not None]
+    if not blocks:
         return _empty()
+    agg = {c: np.concatenate([blk[c] for blk in blocks]) for c in blocks[0]}
     rr = r.iloc[agg["range"]]
     out = pd.DataFrame(
         {
@@ -121,9 +122,10 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
 
 
 def _project_block(ops: dict[str, np.ndarray], ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                   r_end: np.ndarray) -> dict[str, np.ndarray]:
+                   r_end: np.ndarray) -> dict[str, np.ndarray] | None:
     """The projection sums of ``ranges`` (row positions, ascending), whose
-    candidate ops are ``ops[lo[i]:hi[i]]``: one entry per range with an op."""
+    candidate ops are ``ops[lo[i]:hi[i]]``: one entry per range with an op
+    (None when no call of the block ends inside its range)."""
     n = (hi - lo)[ranges]
     rid = np.repeat(ranges, n)
     op_idx = np.repeat(lo[ranges], n) + (np.arange(rid.size) - np.repeat(np.cumsum(n) - n, n))
@@ -132,8 +134,7 @@ def _project_block(ops: dict[str, np.ndarray], ranges: np.ndarray, lo: np.ndarra
     rid, o = rid[keep], op_idx[keep]
     del keep, op_idx
     if rid.size == 0:
-        return {c: np.zeros(0, np.int64) for c in ("range", "proj_start_ns", "proj_end", "num_gpu_ops", "bytes",
-                                                    *OP_TYPES, "proj_busy_ns")}
+        return None
     # pairs come grouped by range, in range order, each range's ops in (launch, correlation
     # id) order: per-range sums are reduceat over contiguous runs, no group-by; the ops of
     # one call (one correlation id) are adjacent, so distinct ids are the changes of id

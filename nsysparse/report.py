@@ -243,21 +243,14 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
 def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
     """Per live step: time the GPU computes nothing while the step's thread is
     neither waiting nor synchronising (step - |kernels ∪ waits ∪ syncs|), with
-    the kernels of every process. One union per step thread, of plain arrays."""
-    out = np.zeros(len(live), dtype=np.int64)
+    the kernels of every process."""
     if live.empty:
-        return out
-    gpu_s, gpu_e = compute["start_ns"].to_numpy(np.int64), compute["end_ns"].to_numpy(np.int64)
-    for (pid, tid), rows in live.reset_index(drop=True).groupby(["pid", "tid"], sort=False).indices.items():
-        parts_s, parts_e = [gpu_s], [gpu_e]
-        for df in (waits, syncs):
-            mine = (df["pid"].to_numpy() == pid) & (df["tid"].to_numpy() == tid)
-            parts_s.append(df["start_ns"].to_numpy(np.int64)[mine])
-            parts_e.append(df["end_ns"].to_numpy(np.int64)[mine])
-        w = live.iloc[rows]
-        out[rows] = iv.clipped_union_per_window(np.concatenate(parts_s), np.concatenate(parts_e),
-                                                w["start_ns"].to_numpy(), w["end_ns"].to_numpy())
-    return live["dur_ns"].to_numpy() - out
+        return np.zeros(0, dtype=np.int64)
+    cols = ["start_ns", "end_ns", "pid", "tid"]
+    stalls = pd.concat([waits[cols], syncs[cols]], ignore_index=True).astype("int64")
+    covered = iv.clipped_union_by_thread(stalls, live.reset_index(drop=True),
+                                         shared=(compute["start_ns"].to_numpy(), compute["end_ns"].to_numpy()))
+    return live["dur_ns"].to_numpy() - covered
 
 
 # Summary keys that are times (ms, never negative) and shares (in [0, 1]).

@@ -406,3 +406,19 @@ def test_cli_stdout_closed_early_is_not_a_traceback(tmp_path):
     assert p.wait() == 0, err
     assert "Traceback" not in err
     assert (tmp_path / "o" / "summary.json").exists()
+
+
+def test_clipped_union_by_thread_with_shared_intervals_by_hand() -> None:
+    """Each thread's union takes its own intervals and the shared ones (the GPU's
+    kernels in GPU idle outside host stalls), clipped to each of its windows; a
+    thread with no interval of its own still counts the shared ones."""
+    from nsysparse import intervals as iv
+
+    own = pd.DataFrame({"start_ns": [0, 70], "end_ns": [10, 80], "pid": [1, 1], "tid": [1, 1]})
+    windows = pd.DataFrame({"start_ns": [0, 55, 0], "end_ns": [55, 100, 100], "pid": [1, 1, 1], "tid": [1, 1, 2]})
+    shared = (np.array([50, 5]), np.array([60, 15]))
+    got = iv.clipped_union_by_thread(own, windows, shared=shared)
+    # thread 1: {[0,15), [50,60), [70,80)}; [0,55) holds 15 + 5, [55,100) holds 5 + 10
+    # thread 2: only the shared {[5,15), [50,60)}: 20
+    assert got.tolist() == [20, 15, 20]
+    assert iv.clipped_union_by_thread(own, windows).tolist() == [10, 10, 0]
