@@ -30,8 +30,10 @@ kind of interval is read from a contiguous run of its rows (the tables are in
 start order; a running maximum of ends per block of BLOCK rows says where the
 rows that reach into the slice begin), merged into a sorted disjoint set cut
 to the slice; the sets' boundaries cut the steps into elementary segments, on
-which each set is either on or off (``searchsorted``); ``np.select`` applies
-the rules and ``bincount`` sums the segment lengths per (step, category).
+which each set is either on or off. A running sum of +2**j where set j starts
+and -2**j where it ends gives each segment its state (which sets are on, one
+bit each), the rules applied once to all 2**13 states give the category of
+each state, and ``bincount`` sums the segment lengths per (step, category).
 Memory is one slice's, whatever the trace's length; the loops run over step
 threads and slices, never rows. :func:`breakdown_tables` sums the slices as
 they come, so the segments of a long trace never exist at once.
@@ -94,13 +96,6 @@ def _cut(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return iv.union(*iv.clip(s, e, lo, hi))
 
-
-def _on(us: I64, ue: I64, t: I64) -> npt.NDArray[np.bool_]:
-    """Whether each time ``t`` lies inside the normalised set ``(us, ue)``."""
-    if us.size == 0:
-        return np.zeros(t.size, dtype=bool)
-    i = np.searchsorted(us, t, side="right") - 1
-    return (i >= 0) & (t < ue[np.maximum(i, 0)])
 
 
 def segments(
@@ -262,22 +257,42 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
     kc = np.clip(k, 0, None)
     inside = (k >= 0) & (seg_s < se[kc])
     seg_s, seg_e, k = seg_s[inside], seg_e[inside], kc[inside]
-    on = [_on(us, ue, seg_s) for us, ue in sets]
-    gpu, wait, sync, ccall, other, osc = on[:6]
-    pinned, pageable, d2h, d2d, p2p, mset, dread = on[6:]
-    blocked = wait | sync | ccall
-    cat = np.select(
-        [gpu, ~blocked & other, ~blocked & osc, ~blocked,
-         pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
-        list(range(13)), default=13,
-    ).astype(np.int64)
-    del on, sets, gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread, blocked
+    cat = _CATEGORY_OF_STATE[_state(bounds, sets)[:-1][inside]]
+    del sets
     same = np.r_[False, (k[1:] == k[:-1]) & (cat[1:] == cat[:-1]) & (seg_s[1:] == seg_e[:-1])
                  & (cat[1:] != CATEGORIES.index("os_call"))]
     first = np.flatnonzero(~same)
     last = np.r_[first[1:], seg_s.size] - 1
     return pd.DataFrame({"step": step[k[first]], "start_ns": seg_s[first], "end_ns": seg_e[last],
                          "category": cat[first], "pid": pid, "tid": tid})
+
+
+def _rule(on: list[npt.NDArray[np.bool_]]) -> npt.NDArray[np.int64]:
+    """The category (index into CATEGORIES) of each instant from which of the 13
+    interval kinds of :func:`sweep` are on at it: the module's rules, in order."""
+    gpu, wait, sync, ccall, other, osc, pinned, pageable, d2h, d2d, p2p, mset, dread = on
+    blocked = wait | sync | ccall
+    return np.select(
+        [gpu, ~blocked & other, ~blocked & osc, ~blocked,
+         pinned, pageable, d2h, d2d, p2p, mset, dread, ccall, sync],
+        list(range(13)), default=13,
+    ).astype(np.int64)
+
+
+KINDS = 13  # the interval kinds of the sweep, one bit each in a state
+# the category of every state (2**13 of them): the rules applied once, looked up per segment
+_CATEGORY_OF_STATE = _rule([(np.arange(1 << KINDS) >> j & 1).astype(bool) for j in range(KINDS)])
+
+
+def _state(bounds: I64, sets: list[tuple[I64, I64]]) -> I64:
+    """Per boundary ``bounds[i]`` (sorted, distinct, holding every set's
+    boundaries), the bit mask of the sets on over ``[bounds[i], bounds[i+1])``:
+    set j adds 2**j where one of its intervals starts and takes it back where it
+    ends (the sets are normalised: disjoint), and a running sum adds them up."""
+    where = np.searchsorted(bounds, np.concatenate([x for s, e in sets for x in (s, e)]))
+    weight = np.concatenate([np.repeat(np.array([1 << j, -(1 << j)], np.int64), [s.size, e.size])
+                             for j, (s, e) in enumerate(sets)])
+    return np.cumsum(np.bincount(where, weights=weight, minlength=bounds.size)).astype(np.int64)
 
 
 def _copy_class(copies: pd.DataFrame) -> npt.NDArray[np.object_]:

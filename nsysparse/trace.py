@@ -225,7 +225,8 @@ class Trace:
         """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
         runtime calls and the raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
         conversion release the GIL), then join the ops to their launching calls."""
-        gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key)]
+        # a table built already (a second prefetch, or one read before) is not read again
+        gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key) and d.key not in self.__dict__]
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
             jobs = [pool.submit(lambda: self.nvtx_ranges), pool.submit(lambda: self.api_calls),

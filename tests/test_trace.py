@@ -22,6 +22,7 @@ import pytest
 from nsysparse import InputMissing, NotADatabase, NotAnExport, open_trace
 from nsysparse.projection import nvtx_projection
 from tests.builders import TraceBuilder, global_pid, global_tid
+from tests.conftest import DATA
 
 RANGE_COLUMNS = ["range_id", "name", "domain", "text", "start_ns", "end_ns", "dur_ns", "pid", "tid",
                  "end_tid", "kind", "depth", "parent", "payload", "closed"]
@@ -610,3 +611,17 @@ def test_path_with_uri_characters(tmp_path: Path, fixture_path, filename: str) -
         assert len(t.kernels) == 4
     assert _sha_mtime(p) == before
     assert os.listdir(tmp_path) == [filename]
+
+
+def test_a_second_prefetch_reads_no_table_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prefetch() then build_report() (which prefetches) must not read the GPU-op
+    tables twice: the second read was thrown away (9 s on a 2 GB trace)."""
+    with open_trace(DATA / "offload_disk.sqlite") as t:
+        t.prefetch()
+        kernels = t.kernels
+        reads: list[str] = []
+        real = t._rd.read
+        monkeypatch.setattr(t._rd, "read", lambda decl, *a, **k: reads.append(decl.key) or real(decl, *a, **k))
+        t.prefetch()
+        assert reads == []
+        assert t.kernels is kernels and len(kernels) > 0
