@@ -27,14 +27,31 @@ BUSY_BIN_COLUMNS = ["panel", "device", "bin", "start_ns", "end_ns", "kernel_shar
 
 
 def compute_intervals(kernels: pd.DataFrame, graph_runs: pd.DataFrame) -> pd.DataFrame:
-    """Kernel and graph-run intervals (``start_ns``, ``end_ns``, ``device``, ``pid``):
-    the GPU computing. A graph-level graph run is compute: its kernels are not recorded."""
-    return pd.concat([kernels[OP_COLUMNS], graph_runs[OP_COLUMNS]], ignore_index=True)
+    """Kernel and graph-run intervals (``start_ns``, ``end_ns``, ``device``, ``pid``),
+    in start order: the GPU computing. A graph-level graph run is compute: its
+    kernels are not recorded."""
+    return _in_start_order([kernels, graph_runs])
 
 
 def any_intervals(compute: pd.DataFrame, memcpy: pd.DataFrame, memset: pd.DataFrame) -> pd.DataFrame:
-    """Compute intervals plus memcpy and memset: the GPU doing anything."""
-    return pd.concat([compute[OP_COLUMNS], memcpy[OP_COLUMNS], memset[OP_COLUMNS]], ignore_index=True)
+    """Compute intervals plus memcpy and memset, in start order: the GPU doing anything."""
+    return _in_start_order([compute, memcpy, memset])
+
+
+def _in_start_order(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The OP_COLUMNS of ``tables`` as one frame sorted by start (stable: ties keep
+    the tables' order), so the unions built on it skip their sort. One non-empty
+    table in start order (the loader's are) is returned as a column selection,
+    which copies nothing; the merge of several sorted runs is a stable sort that
+    finds the runs."""
+    parts = [t[OP_COLUMNS] for t in tables if len(t)] or [tables[0][OP_COLUMNS]]
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    s = out["start_ns"].to_numpy(np.int64)
+    if s.size > 1 and not bool((s[1:] >= s[:-1]).all()):
+        out = out.iloc[np.argsort(s, kind="stable")].reset_index(drop=True)
+    elif len(parts) == 1:
+        out = out.reset_index(drop=True)
+    return out
 
 
 def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has_gpu_ops: bool = True) -> set[str]:
@@ -67,13 +84,20 @@ def devices_of(anyop: pd.DataFrame, gpus: pd.DataFrame) -> list[int]:
     return sorted(set(anyop["device"].dropna().astype(int).tolist()) | set(listed))
 
 
+def on_device(ops: pd.DataFrame, device: int) -> pd.DataFrame:
+    """The rows of ``ops`` on ``device``; ``ops`` itself, not a copy, when every row is
+    (one GPU: the usual case, and millions of rows)."""
+    mine = (ops["device"] == device).to_numpy(dtype=bool, na_value=False)
+    return ops if mine.all() else ops[mine]
+
+
 def step_devices(compute: pd.DataFrame, anyop: pd.DataFrame, gpus: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """Per step and device: ``gpu_busy_kernel_ns``, ``gpu_idle_ratio``, ``gpu_busy_any_ns``."""
     rows = []
     dur = steps["dur_ns"].to_numpy()
     for d in devices_of(anyop, gpus):  # one pass per device
-        busy_k = busy_in_windows(compute[compute["device"] == d], steps)
-        busy_a = busy_in_windows(anyop[anyop["device"] == d], steps)
+        busy_k = busy_in_windows(on_device(compute, d), steps)
+        busy_a = busy_in_windows(on_device(anyop, d), steps)
         rows.append(
             pd.DataFrame(
                 {
@@ -137,8 +161,7 @@ def gpu_busy_bins(compute: pd.DataFrame, anyop: pd.DataFrame, steps: pd.DataFram
     for panel, lo, hi in busy_panels(anyop, steps):
         edges = bin_edges(lo, hi, bins)
         for dev in devices:  # one pass per panel and device
-            c = compute[compute["device"] == dev]
-            a = anyop[anyop["device"] == dev]
+            c, a = on_device(compute, dev), on_device(anyop, dev)
             parts.append(pd.DataFrame({
                 "panel": panel, "device": dev, "bin": np.arange(edges.size - 1, dtype=np.int64),
                 "start_ns": edges[:-1], "end_ns": edges[1:],

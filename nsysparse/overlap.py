@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals as iv
+from .gpu import on_device
 
 
 def h2d_overlap(h2d: pd.DataFrame, compute: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
@@ -16,7 +17,7 @@ def h2d_overlap(h2d: pd.DataFrame, compute: pd.DataFrame, windows: pd.DataFrame)
     rows = []
     for dev, copies in h2d.groupby("device", sort=True):  # one pass per device
         c = iv.intersect((copies["start_ns"].to_numpy(), copies["end_ns"].to_numpy()), win)
-        k = compute[compute["device"] == dev]
+        k = on_device(compute, dev)
         both = iv.intersect(c, (k["start_ns"].to_numpy(), k["end_ns"].to_numpy()))
         busy = int((c[1] - c[0]).sum())
         ov = int((both[1] - both[0]).sum())
@@ -33,7 +34,7 @@ def step_h2d_overlap(h2d: pd.DataFrame, compute: pd.DataFrame, steps: pd.DataFra
     ws, we = steps["start_ns"].to_numpy(), steps["end_ns"].to_numpy()
     for dev, c in h2d.groupby("device", sort=True):  # one pass per device
         cs, ce = c["start_ns"].to_numpy(), c["end_ns"].to_numpy()
-        k = compute[compute["device"] == dev]
+        k = on_device(compute, dev)
         os_, oe = iv.intersect((cs, ce), (k["start_ns"].to_numpy(), k["end_ns"].to_numpy()))
         busy += iv.clipped_union_per_window(cs, ce, ws, we)
         both += iv.clipped_union_per_window(os_, oe, ws, we)

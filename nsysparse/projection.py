@@ -38,30 +38,35 @@ PAIRS_PER_BLOCK = 1 << 20  # (range, op) pairs expanded at once: bounds the proj
 
 
 def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
-    """The GPU ops whose launching call was found, as plain int64 arrays (``op``:
-    the index into OP_TYPES), sorted by (pid, launching thread, launch time,
-    correlation id): a range's ops are then a contiguous slice, and the ops of one
-    call are adjacent."""
-    names = ("start_ns", "end_ns", "pid", "correlation_id", "launch_tid", "api_start_ns", "api_end_ns")
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*names, "bytes", "op")}
+    """The GPU ops whose launching call was found, as plain arrays (``key``: the
+    launching thread, :func:`_thread_key`; ``op``: the index into OP_TYPES, int8),
+    sorted by (launching thread, launch time, correlation id): a range's ops are
+    then a contiguous slice, and the ops of one call are adjacent."""
+    names = ("start_ns", "end_ns", "correlation_id", "api_start_ns", "api_end_ns")
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*names, "key", "bytes", "op")}
     for i, table in enumerate((trace.kernels, trace.memcpy, trace.memset, trace.graph_runs)):
         if table.empty:
             continue
         found = table["launch_tid"].notna().to_numpy()
         for c in names:
-            col = table[c]
-            parts[c].append((col.to_numpy(np.int64, na_value=0) if col.dtype == "Int64" else col.to_numpy(np.int64))[found])
+            parts[c].append(_int64(table[c])[found])
+        parts["key"].append(_thread_key(table["pid"].to_numpy(np.int64)[found], _int64(table["launch_tid"])[found]))
         n = int(found.sum())
         parts["bytes"].append(table["bytes"].to_numpy(np.int64)[found] if OP_TYPES[i] == "memcpys"
                               else np.zeros(n, np.int64))
-        parts["op"].append(np.full(n, i, np.int64))
-    ops = {c: np.concatenate(v) if v else np.zeros(0, np.int64) for c, v in parts.items()}
+        parts["op"].append(np.full(n, i, np.int8))
+    ops = {c: np.concatenate(v) if v else np.zeros(0, np.int8 if c == "op" else np.int64) for c, v in parts.items()}
     del parts
     # a stable sort on these keys, last key first: ties keep the tables' order
-    order = np.lexsort((ops["correlation_id"], ops["api_start_ns"], ops["launch_tid"], ops["pid"]))
+    order = np.lexsort((ops["correlation_id"], ops["api_start_ns"], ops["key"]))
     for c in ops:  # a column at a time: one column's copy in flight, not the table's
         ops[c] = ops[c][order]
     return ops
+
+
+def _int64(col: pd.Series) -> np.ndarray:
+    """A column as int64 (a nullable one's nulls as 0: the rows read have none)."""
+    return col.to_numpy(np.int64, na_value=0) if col.dtype == "Int64" else col.to_numpy(np.int64)
 
 
 def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -81,13 +86,12 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     ops = _launched_ops(trace)
     if ops["start_ns"].size == 0:
         return _empty()
-    key_ops = _thread_key(ops["pid"], ops["launch_tid"])
     key_r = _thread_key(r["pid"].to_numpy(), r["tid"].to_numpy())
     r_end = r["end_ns"].to_numpy(np.int64)
     # position of each range's first/last candidate op: same thread, call started inside
-    lo = _searchsorted2(key_ops, ops["api_start_ns"], key_r, r["start_ns"].to_numpy(), side="left")
-    hi = _searchsorted2(key_ops, ops["api_start_ns"], key_r, r_end, side="right")
-    del key_ops, key_r
+    lo = _searchsorted2(ops["key"], ops["api_start_ns"], key_r, r["start_ns"].to_numpy(), side="left")
+    hi = _searchsorted2(ops["key"], ops["api_start_ns"], key_r, r_end, side="right")
+    del key_r
     cand = np.flatnonzero(hi > lo)
     if cand.size == 0:
         return _empty()
@@ -163,7 +167,8 @@ def _searchsorted2(key: np.ndarray, t: np.ndarray, qkey: np.ndarray, qt: np.ndar
     """searchsorted on rows sorted by (key, t), for queries (qkey, qt)."""
     out = np.empty(qkey.size, dtype=np.int64)
     # bounds of each key's block, then a searchsorted within it per distinct key
-    ukeys, first = np.unique(key, return_index=True)
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
+    ukeys = key[first]  # the keys are sorted: no np.unique (it hashes first)
     last = np.r_[first[1:], key.size]
     pos = np.searchsorted(ukeys, qkey)
     found = (pos < ukeys.size) & (ukeys[np.minimum(pos, ukeys.size - 1)] == qkey)
