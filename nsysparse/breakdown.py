@@ -61,6 +61,8 @@ COPY_CLASSES = {"copy_h2d_pinned": "H2D pinned", "copy_h2d_pageable": "H2D pagea
 BREAKDOWN_COLUMNS = ["step", "category", "ns", "share"]
 
 I64 = npt.NDArray[np.int64]
+SEGMENT_COLUMNS = ("step", "start_ns", "end_ns", "category", "pid", "tid")
+Segments = dict[str, np.ndarray]  # one slice's segments: SEGMENT_COLUMNS, an array each
 
 
 CALL_KINDS = ("copy", "sync", "other")
@@ -97,7 +99,6 @@ def _cut(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
     return iv.union(*iv.clip(s, e, lo, hi))
 
 
-
 def segments(
     steps: pd.DataFrame,
     compute: pd.DataFrame,
@@ -113,13 +114,19 @@ def segments(
     ``pid``, ``tid``. The segments of a step tile it exactly. Inputs as for
     :func:`step_breakdown`. A long trace has millions of them: the report sums
     them slice by slice instead (:func:`breakdown_tables`)."""
-    parts = list(sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls))
-    return pd.concat(parts, ignore_index=True) if parts else _no_segments()
+    return _as_frame(list(sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls)))
+
+
+def _as_frame(parts: list[Segments]) -> pd.DataFrame:
+    """Slices' segments as one frame (SEGMENT_COLUMNS, int64)."""
+    if not parts:
+        return _no_segments()
+    return pd.DataFrame({c: np.concatenate([p[c] for p in parts]).astype(np.int64) for c in SEGMENT_COLUMNS})
 
 
 def _no_segments() -> pd.DataFrame:
     """The segments frame with no segment (its columns, each int64)."""
-    return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("step", "start_ns", "end_ns", "category", "pid", "tid")})
+    return pd.DataFrame({c: pd.Series(dtype="int64") for c in SEGMENT_COLUMNS})
 
 
 def sweep(
@@ -131,9 +138,10 @@ def sweep(
     memsets: pd.DataFrame,
     disk: pd.DataFrame,
     os_calls: pd.DataFrame,
-) -> Iterator[pd.DataFrame]:
-    """The segments of :func:`segments`, one frame per slice of a step thread's
-    steps (about SLICE_BOUNDS set boundaries each), in thread then time order."""
+) -> Iterator[Segments]:
+    """The segments of :func:`segments`, one set of arrays per slice of a step
+    thread's steps (about SLICE_BOUNDS set boundaries each), in thread then time
+    order."""
     # every source once, in start order, with the columns that pick a thread's rows:
     # a slice of time then reads a contiguous run of rows of each (views, no copies)
     sources = [_Source(compute, pid=True), _Source(waits, pid=True, tid=True),
@@ -210,16 +218,18 @@ class _Window:
 
     def __init__(self, cols: dict[str, np.ndarray]) -> None:
         self.cols = cols
+        self._mine: dict[tuple[int, int | None], npt.NDArray[np.bool_]] = {}
 
     def cut(self, a: int, b: int, pid: int, tid: int | None = None, extra: int | None = None) -> tuple[I64, I64]:
         """The union of the rows of process ``pid`` (and thread ``tid``, and code
         ``extra``) cut to ``[a, b)``."""
         c = self.cols
-        mine = c["pid"] == pid
-        if tid is not None:
-            mine &= c["tid"] == tid
+        if (pid, tid) not in self._mine:  # a source cut several times (per call kind) masks its thread once
+            thread = c["pid"] == pid
+            self._mine[pid, tid] = thread if tid is None else thread & (c["tid"] == tid)
+        mine = self._mine[pid, tid]
         if extra is not None:
-            mine &= c["extra"] == extra
+            mine = mine & (c["extra"] == extra)
         return _cut(c["s"][mine], c["e"][mine], a, b)
 
 
@@ -244,7 +254,7 @@ def _slices(ss: I64, hi: int, n_bounds: int) -> list[tuple[int, int]]:
 
 
 def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I64]], a: int, b: int,
-                    pid: int, tid: int) -> pd.DataFrame:
+                    pid: int, tid: int) -> Segments:
     """The elementary segments of the thread's steps inside ``[a, b)`` (``sets``:
     each kind of interval cut to ``[a, b)``, normalised), categorised;
     neighbours of one category merged (sums per step unchanged), but for OS-call
@@ -263,8 +273,8 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
                  & (cat[1:] != CATEGORIES.index("os_call"))]
     first = np.flatnonzero(~same)
     last = np.r_[first[1:], seg_s.size] - 1
-    return pd.DataFrame({"step": step[k[first]], "start_ns": seg_s[first], "end_ns": seg_e[last],
-                         "category": cat[first], "pid": pid, "tid": tid})
+    return {"step": step[k[first]], "start_ns": seg_s[first], "end_ns": seg_e[last], "category": cat[first],
+            "pid": np.full(first.size, pid, np.int64), "tid": np.full(first.size, tid, np.int64)}
 
 
 def _rule(on: list[npt.NDArray[np.bool_]]) -> npt.NDArray[np.int64]:
@@ -311,13 +321,13 @@ def step_breakdown(steps: pd.DataFrame, segs: pd.DataFrame) -> pd.DataFrame:
     return _breakdown_frame(steps, _ns_per_category(pd.Index(steps["step"].to_numpy()), segs))
 
 
-def _ns_per_category(steps: pd.Index, segs: pd.DataFrame) -> npt.NDArray[np.float64]:
+def _ns_per_category(steps: pd.Index, segs: pd.DataFrame | Segments) -> npt.NDArray[np.float64]:
     """Segment time per (step, category): an array of len(steps) x len(CATEGORIES)
     (float64 sums of int64 lengths: exact below 2**53 ns, 104 days)."""
     n, m = len(steps), len(CATEGORIES)
-    flat = steps.get_indexer(segs["step"].to_numpy()) * m + segs["category"].to_numpy()
-    return np.bincount(flat, weights=(segs["end_ns"] - segs["start_ns"]).to_numpy(np.float64),
-                       minlength=n * m).reshape(n, m)
+    flat = steps.get_indexer(np.asarray(segs["step"])) * m + np.asarray(segs["category"])
+    length = np.asarray(segs["end_ns"], dtype=np.float64) - np.asarray(segs["start_ns"], dtype=np.float64)
+    return np.bincount(flat, weights=length, minlength=n * m).reshape(n, m)
 
 
 def _breakdown_frame(steps: pd.DataFrame, ns_f: npt.NDArray[np.float64]) -> pd.DataFrame:
@@ -395,11 +405,11 @@ def breakdown_tables(
     index = pd.Index(steps["step"].to_numpy())
     ns = np.zeros((len(steps), len(CATEGORIES)), dtype=np.float64)
     os_code = CATEGORIES.index("os_call")
-    kept: list[pd.DataFrame] = []  # the segments of shown steps and the OS-call ones: few
+    kept: list[Segments] = []  # the segments of shown steps and the OS-call ones: few
     for part in sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls):
         ns += _ns_per_category(index, part)
-        keep = part["step"].isin(shown).to_numpy() | (part["category"].to_numpy() == os_code)
+        keep = np.isin(part["step"], shown) | (part["category"] == os_code)
         if keep.any():
-            kept.append(part[keep])
-    segs = pd.concat(kept, ignore_index=True) if kept else _no_segments()
+            kept.append({c: v[keep] for c, v in part.items()})
+    segs = _as_frame(kept)
     return _breakdown_frame(steps, ns), merged_runs(segs, shown), os_call_names(segs, os_calls)
