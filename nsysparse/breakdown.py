@@ -370,11 +370,20 @@ def os_call_names(segs: pd.DataFrame, os_calls: pd.DataFrame) -> pd.DataFrame:
     if sg.empty or os_calls.empty:
         return empty
     parts = []
+    # the calls' columns as arrays, names as codes: a thread's calls picked by mask, not copied as a frame
+    pids, tids = os_calls["pid"].to_numpy(), os_calls["tid"].to_numpy()
+    starts = os_calls["start_ns"].to_numpy(np.int64)
+    names = pd.Categorical(os_calls["name"])
+    codes = np.asarray(names.codes)
     for (pid, tid), g in sg.groupby(["pid", "tid"], sort=False):
-        oc = os_calls[(os_calls["pid"].to_numpy() == pid) & (os_calls["tid"].to_numpy() == tid)].sort_values("start_ns")
-        s = oc["start_ns"].to_numpy(np.int64)
+        mine = (pids == pid) & (tids == tid)
+        s, c = starts[mine], codes[mine]
+        if s.size > 1 and not bool((s[1:] >= s[:-1]).all()):  # the loaded calls come in start order
+            order = np.argsort(s, kind="stable")
+            s, c = s[order], c[order]
         i = np.clip(np.searchsorted(s, g["start_ns"].to_numpy(np.int64), side="right") - 1, 0, None)
-        parts.append(pd.DataFrame({"step": g["step"].to_numpy(), "name": oc["name"].astype(object).to_numpy()[i],
+        name = np.asarray(pd.Categorical.from_codes(c[i], categories=names.categories), dtype=object)
+        parts.append(pd.DataFrame({"step": g["step"].to_numpy(), "name": name,
                                    "ns": (g["end_ns"] - g["start_ns"]).to_numpy()}))
     if not parts:
         return empty
