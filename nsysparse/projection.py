@@ -34,7 +34,7 @@ PROJECTION_COLUMNS = [
 ]
 
 
-PAIRS_PER_BLOCK = 1 << 20  # (range, op) pairs expanded at once: bounds the projection's memory
+PAIRS_PER_BLOCK = 1 << 19  # (range, op) pairs expanded at once: bounds the projection's memory
 
 
 def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
@@ -43,20 +43,24 @@ def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
     sorted by (launching thread, launch time, correlation id): a range's ops are
     then a contiguous slice, and the ops of one call are adjacent."""
     names = ("start_ns", "end_ns", "correlation_id", "api_start_ns", "api_end_ns")
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*names, "key", "bytes", "op")}
-    for i, table in enumerate((trace.kernels, trace.memcpy, trace.memset, trace.graph_runs)):
-        if table.empty:
+    tables = [trace.kernels, trace.memcpy, trace.memset, trace.graph_runs]
+    found = [t["launch_tid"].notna().to_numpy() if len(t) else np.zeros(0, bool) for t in tables]
+    n = sum(int(f.sum()) for f in found)
+    # each column made once at its full length and filled table by table: no list of
+    # parts beside their concatenation (two copies of every column at once)
+    ops = {c: np.empty(n, np.int8 if c == "op" else np.int64) for c in (*names, "key", "bytes", "op")}
+    at = 0
+    for i, (table, mine) in enumerate(zip(tables, found)):
+        k = int(mine.sum())
+        if k == 0:
             continue
-        found = table["launch_tid"].notna().to_numpy()
+        part = slice(at, at + k)
         for c in names:
-            parts[c].append(_int64(table[c])[found])
-        parts["key"].append(_thread_key(table["pid"].to_numpy(np.int64)[found], _int64(table["launch_tid"])[found]))
-        n = int(found.sum())
-        parts["bytes"].append(table["bytes"].to_numpy(np.int64)[found] if OP_TYPES[i] == "memcpys"
-                              else np.zeros(n, np.int64))
-        parts["op"].append(np.full(n, i, np.int8))
-    ops = {c: np.concatenate(v) if v else np.zeros(0, np.int8 if c == "op" else np.int64) for c, v in parts.items()}
-    del parts
+            ops[c][part] = _int64(table[c])[mine]
+        ops["key"][part] = _thread_key(table["pid"].to_numpy(np.int64)[mine], _int64(table["launch_tid"])[mine])
+        ops["bytes"][part] = table["bytes"].to_numpy(np.int64)[mine] if OP_TYPES[i] == "memcpys" else 0
+        ops["op"][part] = i
+        at += k
     # a stable sort on these keys, last key first: ties keep the tables' order
     order = np.lexsort((ops["correlation_id"], ops["api_start_ns"], ops["key"]))
     for c in ops:  # a column at a time: one column's copy in flight, not the table's

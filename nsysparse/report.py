@@ -119,12 +119,6 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
             warmup = 0  # the warm-up steps lie before the window
         notes.append(f"{settings.window}: only what starts between {lo / 1e9:.6f} s and {hi / 1e9:.6f} s "
                      f"of the capture is analysed")
-    # the projection needs only the loaded tables: it runs beside the step analyses
-    # (numpy sorts and pandas group-bys release the GIL)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-projection")
-    projection_job = pool.submit(nvtx_projection, trace)
-    pool.shutdown(wait=False)
-
     steps = find_steps(ranges, settings.step, warmup)
     if steps.empty:
         if "step" in settings.given:
@@ -163,6 +157,12 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     copies = copies_table(trace.memcpy, io)
 
     st = step_table(steps, waits, syncs, compute, anyop, h2d)
+    # the projection needs only the loaded tables: it runs beside the step analyses
+    # (numpy sorts and pandas group-bys release the GIL), once the step table, whose
+    # unions hold the most memory, is built
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-projection")
+    projection_job = pool.submit(nvtx_projection, trace)
+    pool.shutdown(wait=False)
     step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
     links = link_bandwidth(copies, peaks)
     sl = step_links(copies, step_of, links)
