@@ -160,8 +160,8 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     # the projection, then the exclusive breakdown, need only the loaded tables and the
     # steps: one thread runs them in turn beside the other step analyses (numpy and
     # pandas release the GIL), from when the step table, whose unions hold the most
-    # memory, is built. One thread, not two: their peaks never meet (two cost 150 MB
-    # more at 2 GB and saved no time). The breakdown reads its own copy of the steps.
+    # memory, is built. One thread, not two: their peaks never meet (two threads held
+    # 150 MB more at 2 GB and were no faster). The breakdown reads its own copy of the steps.
     gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
     bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
