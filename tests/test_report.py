@@ -422,3 +422,26 @@ def test_clipped_union_by_thread_with_shared_intervals_by_hand() -> None:
     # thread 2: only the shared {[5,15), [50,60)}: 20
     assert got.tolist() == [20, 15, 20]
     assert iv.clipped_union_by_thread(own, windows).tolist() == [10, 10, 0]
+
+
+def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
+    """compute_intervals / any_intervals (worked by hand): several tables merge into
+    start order, ties keeping the tables' order; one table already in order is its
+    own columns, not a copy (millions of kernels); one GPU's rows are the table."""
+    from nsysparse.gpu import any_intervals, compute_intervals, on_device
+
+    def ops(starts, device=0, pid=1):
+        return pd.DataFrame({"start_ns": starts, "end_ns": [s + 5 for s in starts], "device": device, "pid": pid,
+                             "stream": 7})
+
+    kernels = ops([10, 30, 50])
+    compute = compute_intervals(kernels, ops([])[:0])
+    assert compute["start_ns"].tolist() == [10, 30, 50] and list(compute.columns) == ["start_ns", "end_ns", "device", "pid"]
+    assert np.shares_memory(compute["start_ns"].to_numpy(), kernels["start_ns"].to_numpy())
+    anyop = any_intervals(compute, ops([20, 30], pid=2), ops([5]))
+    assert anyop["start_ns"].tolist() == [5, 10, 20, 30, 30, 50]
+    assert anyop["pid"].tolist() == [1, 1, 2, 1, 2, 1]  # the kernel's 30 before the copy's 30
+    assert anyop.index.tolist() == list(range(6))
+    assert on_device(anyop, 0) is anyop
+    two = pd.concat([ops([1, 2], device=0), ops([3], device=1)], ignore_index=True)
+    assert on_device(two, 1)["start_ns"].tolist() == [3] and on_device(two, 2).empty
