@@ -58,6 +58,10 @@ def test_parquet_written_in_slices_equals_the_whole_table(name: str, traces: dic
         want = _whole(df, meta)
         assert disk.schema.equals(want.schema, check_metadata=True), table
         assert disk.equals(want), table
+        # the file's own key-value metadata, ARROW:schema included, byte for byte as Arrow writes it
+        pq.write_table(want, tmp_path / "whole.parquet")
+        assert (pq.ParquetFile(out / f"{table}.parquet").metadata.metadata
+                == pq.ParquetFile(tmp_path / "whole.parquet").metadata.metadata), table
         if len(df) > 7:
             assert pq.ParquetFile(out / f"{table}.parquet").metadata.num_row_groups > 1, table
     back = files.read_report_folder(out)
