@@ -188,7 +188,7 @@ class _Source:
             cols["tid"] = df["tid"].to_numpy(np.int64)
         if extra is not None:
             cols["extra"] = extra
-        if s.size > 1 and not bool((s[1:] >= s[:-1]).all()):  # the loaded tables come sorted: most skip this
+        if not iv.ascending(s):
             order = np.argsort(s, kind="stable")
             cols = {k: v[order] for k, v in cols.items()}
         self.cols = cols
@@ -378,7 +378,7 @@ def os_call_names(segs: pd.DataFrame, os_calls: pd.DataFrame) -> pd.DataFrame:
     for (pid, tid), g in sg.groupby(["pid", "tid"], sort=False):
         mine = (pids == pid) & (tids == tid)
         s, c = starts[mine], codes[mine]
-        if s.size > 1 and not bool((s[1:] >= s[:-1]).all()):  # the loaded calls come in start order
+        if not iv.ascending(s):
             order = np.argsort(s, kind="stable")
             s, c = s[order], c[order]
         i = np.clip(np.searchsorted(s, g["start_ns"].to_numpy(np.int64), side="right") - 1, 0, None)

@@ -42,16 +42,10 @@ def _in_start_order(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """The OP_COLUMNS of ``tables`` as one frame sorted by start (stable: ties keep
     the tables' order), so the unions built on it skip their sort. One non-empty
     table in start order (the loader's are) is returned as a column selection,
-    which copies nothing; the merge of several sorted runs is a stable sort that
-    finds the runs."""
+    which copies nothing (:func:`schema.sorted_by_start`); the merge of several
+    sorted runs is a stable sort that finds the runs."""
     parts = [t[OP_COLUMNS] for t in tables if len(t)] or [tables[0][OP_COLUMNS]]
-    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    s = out["start_ns"].to_numpy(np.int64)
-    if s.size > 1 and not bool((s[1:] >= s[:-1]).all()):
-        out = out.iloc[np.argsort(s, kind="stable")].reset_index(drop=True)
-    elif len(parts) == 1:
-        out = out.reset_index(drop=True)
-    return out
+    return S.sorted_by_start(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True))
 
 
 def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has_gpu_ops: bool = True) -> set[str]:

@@ -31,6 +31,12 @@ def distinct(values: npt.ArrayLike) -> I64:
     return v[np.r_[True, v[1:] != v[:-1]]]
 
 
+def ascending(a: np.ndarray) -> bool:
+    """Whether ``a`` is in ascending order (ties allowed): the loaded tables come
+    sorted by start, and a sort is skipped where this holds."""
+    return a.size < 2 or bool((a[1:] >= a[:-1]).all())
+
+
 def union(starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[I64, I64]:
     """Merge intervals into a sorted, disjoint set (touching intervals merge)."""
     s, e = _as_i64(starts), _as_i64(ends)
@@ -38,7 +44,7 @@ def union(starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[I64, I64]:
     s, e = s[keep], e[keep]
     if s.size == 0:
         return s, e
-    if not bool((s[1:] >= s[:-1]).all()):  # the loaded tables come sorted by start: skip the sort
+    if not ascending(s):
         order = np.argsort(s, kind="stable")
         s, e = s[order], e[order]
     run_end = np.maximum.accumulate(e)

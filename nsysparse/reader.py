@@ -253,8 +253,7 @@ class Reader:
                 df = self.query(f"{select} AND {ok}", params)
         if got is not None:
             df, dropped = got
-            self._note_dropped(table, decl, label or decl.label, [b for b, _ in bad], [w for _, w in bad],
-                               dropped, len(df))
+            self._note_dropped(table, decl, label or decl.label, [w for _, w in bad], dropped, len(df))
         elif bad:
             self._count_dropped(table, decl, label or decl.label, narrow, params, bad, len(df))
         if decl.unique and decl.unique in present and len(df):
@@ -288,10 +287,10 @@ class Reader:
         for i, n in rows:
             if i >= 0:
                 counts[int(i)] = int(n)
-        self._note_dropped(table, decl, label, [b for b, _ in bad], [w for _, w in bad], counts, kept)
+        self._note_dropped(table, decl, label, [w for _, w in bad], counts, kept)
 
-    def _note_dropped(self, table: str, decl: S.Table, label: str, bad: list[str], why: list[str],
-                      counts: list[int], kept: int) -> None:
+    def _note_dropped(self, table: str, decl: S.Table, label: str, why: list[str], counts: list[int],
+                      kept: int) -> None:
         """Say how many rows each check left out (``counts``: per check, the rows it
         was the first to fail); no row left of a vital table is :class:`NotAnExport`,
         naming the check most rows failed."""
@@ -416,21 +415,19 @@ class _Columns:
         self.batch_rows.append(batch.num_rows)
 
     def is_integer(self, i: int) -> bool:
-        """Whether column ``i`` came as integers (or as NULLs only): the driver types a
-        column by its first batch and fails on a later value of another type."""
-        t = self.schema.field(i).type
-        return pa.types.is_integer(t) or pa.types.is_null(t)
+        """Whether column ``i`` came as integers: the driver types a column by its
+        first batch (an all-NULL integer column too) and fails on a later value of
+        another type."""
+        return pa.types.is_integer(self.schema.field(i).type)
 
     def values(self, i: int) -> np.ndarray:
         """Column ``i`` (numeric) as one array, NULLs as 0 (NaN in a float column)."""
         if len(self.chunks[i]) != 1:
-            self.chunks[i] = [np.concatenate(self.chunks[i]) if self.chunks[i] else np.zeros(0, np.int64)]
+            self.chunks[i] = [np.concatenate(self.chunks[i])]
         return self.chunks[i][0]
 
     def null_mask(self, i: int) -> np.ndarray:
-        """Which rows of column ``i`` are NULL."""
-        if not self.numeric[i]:
-            return pa.chunked_array(self.chunks[i], self.schema.field(i).type).is_null().to_numpy(zero_copy_only=False)
+        """Which rows of column ``i`` (numeric) are NULL."""
         masks = self.masks[i]
         if not any(m is not None for m in masks):
             return np.zeros(self.rows, dtype=bool)

@@ -7,7 +7,6 @@ renamed into place, so an interrupted run leaves the previous folder or none.
 from __future__ import annotations
 
 import base64
-
 import contextlib
 import errno
 from concurrent.futures import ThreadPoolExecutor
