@@ -169,7 +169,7 @@ def _print_report(report: Report, fmt: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``nsysparse report TRACE``: analyse, write the folder, print the report."""
-    from .render.files import check_out, write_report_folder
+    from .render.files import check_out, spill_folder, write_report_folder
 
     if args.example == (args.trace is not None):
         raise UsageError(None, "nsysparse report: give a TRACE or --example, not both or neither")
@@ -177,8 +177,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     shown = args.out or default_out(path)
     out = check_out(shown, [path], args.force)
-    report = _analysed(path, settings)
-    write_report_folder(report, out, charts=_drawers(args))
+    with spill_folder(out) as spill:  # the API calls go to their file as they are read (nsysparse.tables)
+        report = _analysed(path, settings, spill)
+        write_report_folder(report, out, charts=_drawers(args))
     if args.db is not None:
         from .db import record_run
 
@@ -233,14 +234,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysed(path: Path, settings: Settings) -> Report:
-    """The trace at ``path`` (``.sqlite``, or ``.nsys-rep`` exported) analysed with ``settings``."""
+def _analysed(path: Path, settings: Settings, spill_to: Path | None = None) -> Report:
+    """The trace at ``path`` (``.sqlite``, or ``.nsys-rep`` exported) analysed with
+    ``settings`` (``spill_to``: see :func:`nsysparse.report.build_report`)."""
     from .inputs import resolve_trace
     from .report import build_report
     from .trace import open_trace
 
     with resolve_trace(path) as sqlite_path, open_trace(sqlite_path) as trace:
-        return build_report(trace, settings)
+        return build_report(trace, settings, spill_to)
 
 
 def _report_of(path: Path, settings: Settings) -> Report:

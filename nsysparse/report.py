@@ -1,15 +1,19 @@
 """Run every analysis on one trace and gather the results into a :class:`Report`.
 
 Data flows one way: file -> Trace -> analyses -> Report -> renderers. Nothing
-here draws or writes files; ``nsysparse.render`` does.
+here draws; ``nsysparse.render`` does, and writes the report folder. The one
+file written here is the raw API-call table when ``build_report`` is given
+``spill_to`` (:mod:`nsysparse.tables`): the largest table of a long trace goes to
+its Parquet file as soon as it is read, and the analyses keep its few columns.
 """
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +41,8 @@ from .steps import (assign_to_steps, find_steps, shown_steps, step_table, whole_
                     with_step_kernels)
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
+from .parquet import file_metadata
+from .tables import Spilled, Tables, spill
 from .trace import Trace
 from .waits import wait_ranges
 from .window import Window, window_ns, windowed
@@ -90,23 +96,40 @@ class Report:
 
     input: dict[str, Any]
     settings: Settings
-    tables: dict[str, pd.DataFrame]
+    tables: Tables
     summary: dict[str, Any]
     notes: list[str]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.tables, Tables):
+            self.tables = Tables(self.tables)
 
-def build_report(trace: Trace, settings: Settings = Settings()) -> Report:
-    """Compute every table and the summary of CONTRACT.md for ``trace``."""
+
+# The API-call columns the analyses read (a spilled report keeps only these in memory).
+API_ANALYSIS_COLUMNS = ["name", "base_name", "start_ns", "end_ns", "pid", "tid"]
+# The OS-call columns the breakdown reads (the table is no output of its own).
+OS_ANALYSIS_COLUMNS = ["pid", "tid", "start_ns", "end_ns", "name"]
+
+
+def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path | None = None) -> Report:
+    """Compute every table and the summary of CONTRACT.md for ``trace``.
+
+    With ``spill_to`` (an existing folder), the API calls are written to
+    ``spill_to/api_calls.parquet`` as soon as they are read and the report's
+    ``tables["api_calls"]`` reads that file back (:mod:`nsysparse.tables`); the
+    trace gives up its API and OS-call tables (reading them again if asked), so a
+    long trace's analysis holds only the columns it uses. Same tables, same
+    summary, either way (tests/test_scale.py)."""
     try:
         re.compile(settings.wait)
     except re.error as exc:
         raise UsageError(None, f"--wait {settings.wait!r} is not a valid regular expression: {exc}") from None
     trace.prefetch()  # each table read says so on a long run (nsysparse.progress)
     with progress.phase("analysing"):
-        return _analyse(trace, settings)
+        return _analyse(trace, settings, spill_to)
 
 
-def _analyse(trace: Trace, settings: Settings) -> Report:
+def _analyse(trace: Trace, settings: Settings, spill_to: Path | None = None) -> Report:
     notes = [f"the trace lacks {what}" for what in trace.lacks()]
     ranges = trace.nvtx_ranges
     path = trace.path
@@ -119,11 +142,13 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
             warmup = 0  # the warm-up steps lie before the window
         notes.append(f"{settings.window}: only what starts between {lo / 1e9:.6f} s and {hi / 1e9:.6f} s "
                      f"of the capture is analysed")
+    span = trace.activity_span  # from the API calls among others: before the trace gives them up
+    api, os_calls = trace.api_calls, trace.os_calls
     steps = find_steps(ranges, settings.step, warmup)
     if steps.empty:
         if "step" in settings.given:
             raise NothingToAnalyse(path, f"--step {settings.step!r} matches no NVTX range; {_names_hint(ranges)}")
-        steps = whole_span_step(trace.activity_span, trace.api_calls)
+        steps = whole_span_step(span, api)
         notes.append(f"no {settings.step!r} range: the whole profiled span is one step, "
                      f"on thread {int(steps['tid'].iloc[0])} of process {int(steps['pid'].iloc[0])} "
                      "(the one that makes the most CUDA calls)")
@@ -148,99 +173,120 @@ def _analyse(trace: Trace, settings: Settings) -> Report:
     if "io_range" in settings.given and not (ranges["text"] == settings.io_range).any():
         raise NothingToAnalyse(path, f"--io-range {settings.io_range!r} matches no NVTX range; {_names_hint(ranges)}")
 
-    # the shared inputs of the analyses, each built once
-    peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
-    syncs = sync_calls(trace.api_calls)
-    compute = compute_intervals(trace.kernels, trace.graph_runs)
-    anyop = any_intervals(compute, trace.memcpy, trace.memset)
-    h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
-    copies = copies_table(trace.memcpy, io)
+    # the API calls to their file once every name the user gave has matched (a refused
+    # trace leaves nothing to wait for)
+    api_out: pd.DataFrame | Spilled | Future[Spilled] = api
+    writer = None
+    if spill_to is not None:
+        # the whole table goes to its file on a thread of its own (Parquet encoding
+        # releases the GIL), which holds the only reference to it: once written, the
+        # columns no analysis reads are freed
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill")
+        meta = file_metadata(trace.identity(), settings.to_dict())
+        api_out = writer.submit(spill, api, Path(spill_to) / "api_calls.parquet", meta)
+        writer.shutdown(wait=False)
+        api, os_calls = api[API_ANALYSIS_COLUMNS], os_calls[OS_ANALYSIS_COLUMNS]
+        trace.release("api_calls", "os_calls")
+    try:
+        # the shared inputs of the analyses, each built once
+        peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
+        syncs = sync_calls(api)
+        compute = compute_intervals(trace.kernels, trace.graph_runs)
+        anyop = any_intervals(compute, trace.memcpy, trace.memset)
+        h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
+        copies = copies_table(trace.memcpy, io)
 
-    st = step_table(steps, waits, syncs, compute, anyop, h2d)
-    # the projection, then the exclusive breakdown, need only the loaded tables and the
-    # steps: one thread runs them in turn beside the other step analyses (numpy and
-    # pandas release the GIL), from when the step table, whose unions hold the most
-    # memory, is built. One thread, not two: their peaks never meet (two threads held
-    # 150 MB more at 2 GB and were no faster). The breakdown reads its own copy of the steps.
-    gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
-    bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
-    projection_job = pool.submit(nvtx_projection, trace)
-    breakdown_job = pool.submit(breakdown_tables, bd_steps, compute, trace.api_calls, waits, gpu_copies,
-                                trace.memset, io, trace.os_calls, shown_steps(bd_steps))
-    pool.shutdown(wait=False)
-    step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
-    links = link_bandwidth(copies, peaks)
-    sl = step_links(copies, step_of, links)
-    st = with_step_bytes(st, copies, step_of, sl)
-    st = with_step_kernels(st, compute)
+        st = step_table(steps, waits, syncs, compute, anyop, h2d)
+        # the projection, then the exclusive breakdown, need only the loaded tables and the
+        # steps: one thread runs them in turn beside the other step analyses (numpy and
+        # pandas release the GIL), from when the step table, whose unions hold the most
+        # memory, is built. One thread, not two: their peaks never meet (two threads held
+        # 150 MB more at 2 GB and were no faster). The breakdown reads its own copy of the steps.
+        gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
+        bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
+        projection_job = pool.submit(nvtx_projection, trace)
+        breakdown_job = pool.submit(breakdown_tables, bd_steps, compute, api, waits, gpu_copies,
+                                    trace.memset, io, os_calls, shown_steps(bd_steps))
+        pool.shutdown(wait=False)
+        step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
+        links = link_bandwidth(copies, peaks)
+        sl = step_links(copies, step_of, links)
+        st = with_step_bytes(st, copies, step_of, sl)
+        st = with_step_kernels(st, compute)
 
-    live = st[~st["warmup"]]
-    idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
-    overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
-    layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
-    projection = projection_job.result()
-    first, last = trace.activity_span
-    span_ns = last - first if first is not None and last is not None else 0
+        live = st[~st["warmup"]]
+        idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
+        overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
+        layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
+        projection = projection_job.result()
+        first, last = span
+        span_ns = last - first if first is not None and last is not None else 0
 
-    tables = {
-        "nvtx_ranges": ranges,
-        "marks": trace.marks,
-        "kernels": trace.kernels,
-        "memcpy": trace.memcpy,
-        "memset": trace.memset,
-        "graph_runs": trace.graph_runs,
-        "api_calls": trace.api_calls,
-        "projection": projection,
-        "steps": st,
-        "step_links": sl,
-        "step_devices": step_devices(compute, anyop, trace.gpus, st),
-        "layers": layers,
-        "links": links,
-        "sync": sync_table(syncs, st, span_ns),
-        "ranges": range_table(ranges, projection),
-        "copies": copies,
-        "sync_calls": syncs,
-        "gpus": trace.gpus,
-        "threads": trace.threads,
-        "gpu_busy": gpu_busy_bins(compute, anyop, st),
-        "kernels_summary": kernel_summary(trace.kernels, st),
-    }
-    # ---- the exclusive breakdown, what held the waits, and the targets from them ----
-    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), trace.api_calls, syncs)
-    bd, tables["breakdown_segments"], os_names = breakdown_job.result()
-    tables["breakdown"] = bd
-    tables["held_by"] = held_by_table(per_wait)
+        tables = {
+            "nvtx_ranges": ranges,
+            "marks": trace.marks,
+            "kernels": trace.kernels,
+            "memcpy": trace.memcpy,
+            "memset": trace.memset,
+            "graph_runs": trace.graph_runs,
+            "api_calls": api_out,  # a Future of its Spilled when spilling: resolved below
+            "projection": projection,
+            "steps": st,
+            "step_links": sl,
+            "step_devices": step_devices(compute, anyop, trace.gpus, st),
+            "layers": layers,
+            "links": links,
+            "sync": sync_table(syncs, st, span_ns),
+            "ranges": range_table(ranges, projection),
+            "copies": copies,
+            "sync_calls": syncs,
+            "gpus": trace.gpus,
+            "threads": trace.threads,
+            "gpu_busy": gpu_busy_bins(compute, anyop, st),
+            "kernels_summary": kernel_summary(trace.kernels, st),
+        }
+        # ---- the exclusive breakdown, what held the waits, and the targets from them ----
+        per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), api, syncs)
+        bd, tables["breakdown_segments"], os_names = breakdown_job.result()
+        tables["breakdown"] = bd
+        tables["held_by"] = held_by_table(per_wait)
 
-    # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
-    any_op = len(trace.memcpy) > 0 or len(compute) > 0
-    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), trace.api_calls, any_op)
-    if "kernels" in missing:
-        notes.append(("kernels were launched but the trace has no kernel records" if any_op else
-                      "the trace records no kernel and no copy") +
-                     ": GPU idle is unknown (profile with `-t cuda` and keep CUDA kernel tracing on)")
-        for t in (st, tables["step_devices"]):
-            t["gpu_idle_ratio"] = np.nan
-            t["gpu_busy_kernel_ns"] = pd.array([pd.NA] * len(t), dtype="Int64")
-    if "copies" in missing:
-        notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
-                     "overlap and the I/O floor are unknown (profile with `-t cuda`)")
-    notes[:0] = [n for n in trace.notes if n not in notes]  # what the loader dropped or derived
-    summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
-    summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
-    summary["overlapping_targets"] = summary.pop("targets_overlapping")
-    unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
-               "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}
-    for what in missing:
-        for key in unknown[what]:
-            summary[key] = None
-    summary["unrecorded"] = sorted(missing)
-    check_summary(summary, path)
-    if first_step:  # steps keep the numbers they have in the whole trace (after every analysis that joins on them)
-        for t in tables.values():
-            if "step" in t.columns:
-                t["step"] = t["step"] + first_step
-    return Report(input=trace.identity(), settings=settings, tables=tables, summary=summary, notes=notes)
+        # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
+        any_op = len(trace.memcpy) > 0 or len(compute) > 0
+        missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), api, any_op)
+        if "kernels" in missing:
+            notes.append(("kernels were launched but the trace has no kernel records" if any_op else
+                          "the trace records no kernel and no copy") +
+                         ": GPU idle is unknown (profile with `-t cuda` and keep CUDA kernel tracing on)")
+            for t in (st, tables["step_devices"]):
+                t["gpu_idle_ratio"] = np.nan
+                t["gpu_busy_kernel_ns"] = pd.array([pd.NA] * len(t), dtype="Int64")
+        if "copies" in missing:
+            notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
+                         "overlap and the I/O floor are unknown (profile with `-t cuda`)")
+        notes[:0] = [n for n in trace.notes if n not in notes]  # what the loader dropped or derived
+        summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
+        summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
+        summary["overlapping_targets"] = summary.pop("targets_overlapping")
+        unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
+                   "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}
+        for what in missing:
+            for key in unknown[what]:
+                summary[key] = None
+        summary["unrecorded"] = sorted(missing)
+        check_summary(summary, path)
+        if first_step:  # steps keep the numbers they have in the whole trace (after every analysis that joins on them)
+            for t in tables.values():
+                if isinstance(t, pd.DataFrame) and "step" in t.columns:
+                    t["step"] = t["step"] + first_step
+        if writer is not None:
+            tables["api_calls"] = tables["api_calls"].result()
+        return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
+
+    finally:
+        if writer is not None:  # a failure waits for the file it was writing
+            writer.shutdown(wait=True)
 
 
 def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:

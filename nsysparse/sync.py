@@ -24,7 +24,10 @@ def sync_calls(api_calls: pd.DataFrame) -> pd.DataFrame:
     hit = np.asarray(base.categories.isin(S.SYNC_CALLS), dtype=bool)
     codes = np.asarray(base.codes)
     mask = (codes >= 0) & (hit[np.maximum(codes, 0)] if hit.size else False)
-    return api.loc[mask, SYNC_CALL_COLUMNS].reset_index(drop=True)
+    cols = [c for c in SYNC_CALL_COLUMNS if c != "dur_ns"]  # the duration from the picked rows: the
+    out = api.loc[mask, cols].reset_index(drop=True)          # analyses' API table may not hold it
+    out.insert(cols.index("end_ns") + 1, "dur_ns", out["end_ns"] - out["start_ns"])
+    return out
 
 
 def step_sync_ns(calls: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:

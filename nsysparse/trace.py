@@ -241,6 +241,12 @@ class Trace:
         self.__dict__.pop("_ops", None)
         return self
 
+    def release(self, *names: str) -> None:
+        """Give up the built tables ``names`` (``"api_calls"``, ...): the trace holds
+        them no longer, and builds them again from the file if asked for one."""
+        for name in names:
+            self.__dict__.pop(name, None)
+
     # ---- lookups -------------------------------------------------------------------
 
     @cached_property

@@ -121,6 +121,12 @@ class WindowedTrace:
         self._trace.prefetch()
         return self
 
+    def release(self, *names: str) -> None:
+        """Give up ``names`` here and in the trace (see :meth:`Trace.release`)."""
+        for name in names:
+            self.__dict__.pop(name, None)
+        self._trace.release(*names)
+
     @cached_property
     def activity_span(self) -> tuple[int | None, int | None]:
         from .trace import activity_span

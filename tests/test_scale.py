@@ -1,7 +1,8 @@
 """Same answers at any scale: the report of every fixture equals, exactly, the one
 recorded before the scale work (tests/data/scale/digests.json, written by
-``python -m tests.scale_digest`` at commit 6fd6451), and the Parquet files
-written in slices equal one Arrow conversion of the whole table."""
+``python -m tests.scale_digest`` at commit 6fd6451), whether the API calls are
+held in memory or spilled to their Parquet file as they are read, and the
+Parquet files written in slices equal one Arrow conversion of the whole table."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import nsysparse
+from nsysparse import parquet
 from nsysparse.render import files
 from nsysparse.report import build_report
 from tests.scale_digest import DATA, fixture_traces, report_digest
@@ -34,6 +36,24 @@ def test_every_table_and_the_summary_equal_the_recorded_ones(name: str, traces: 
     assert {k: v for k, v in got.items() if v != want[k]} == {}
 
 
+@pytest.mark.parametrize("name", sorted(DIGESTS))
+def test_a_spilled_report_equals_the_recorded_one(name: str, traces: dict[str, Path], tmp_path: Path) -> None:
+    """The CLI's way: the API calls to their file as soon as read, the analyses on
+    the columns they use; every table (the spilled one read back), the summary
+    and the notes are the recorded ones."""
+    if "error" in DIGESTS[name]:
+        pytest.skip("a trace nsysparse refuses")
+    with nsysparse.open_trace(traces[name]) as t:
+        report = build_report(t, spill_to=tmp_path)
+        assert report.tables.spilled("api_calls") is not None
+        assert "api_calls" not in t.__dict__ and "os_calls" not in t.__dict__  # given up
+        got = report_digest(report)
+        # a trace that gave its API calls up reads them again when asked: the whole table
+        from tests.scale_digest import table_digest
+        assert table_digest(t.api_calls) == DIGESTS[name]["api_calls"]
+    assert {k: v for k, v in got.items() if v != DIGESTS[name][k]} == {}
+
+
 def _whole(df, meta) -> pa.Table:
     """What write_parquet wrote before it wrote in slices: one conversion of the whole frame."""
     table = pa.Table.from_pandas(df, preserve_index=False)
@@ -47,11 +67,13 @@ def _whole(df, meta) -> pa.Table:
 @pytest.mark.parametrize("name", ["edge", "offload_disk", "hf_olmoe", "p2p"])
 def test_parquet_written_in_slices_equals_the_whole_table(name: str, traces: dict[str, Path], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "CHUNK_ROWS", 7)  # many slices, a short last one, all-null text in some
-    with nsysparse.open_trace(traces[name]) as t:
-        report = build_report(t)
+    monkeypatch.setattr(parquet, "CHUNK_ROWS", 7)  # many slices, a short last one, all-null text in some
     out = tmp_path / "out"
-    files.write_report_folder(report, out)
+    with nsysparse.open_trace(traces[name]) as t, files.spill_folder(out) as spill:
+        report = build_report(t, spill_to=spill)  # the API calls written ahead, the rest by the folder writer
+        files.write_report_folder(report, out)
+    assert not list(tmp_path.glob(".out.tmp-*"))  # the spill folder is gone
+    assert report.tables.spilled("api_calls").path == out / "api_calls.parquet"  # read back from the folder now
     meta = files.provenance(report)
     for table, df in report.tables.items():
         disk = pq.read_table(out / f"{table}.parquet")
@@ -77,3 +99,22 @@ def test_breakdown_swept_in_many_slices_is_the_same(name: str, traces: dict[str,
     with nsysparse.open_trace(traces[name]) as t:
         got = report_digest(build_report(t))
     assert {k: v for k, v in got.items() if v != DIGESTS[name][k]} == {}
+
+
+def test_tables_count_and_list_a_spilled_table_without_reading_it(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from nsysparse.tables import Tables, spill
+
+    df = pd.DataFrame({"name": pd.Categorical(["b", "a", "b"], categories=["b", "a"]),
+                       "start_ns": [3, 1, 2], "rv": pd.array([0, None, 5], dtype="Int64")})
+    s = spill(df, tmp_path / "t.parquet", {"k": "v"})
+    tables = Tables({"t": s, "small": df.iloc[:1]})
+    (tmp_path / "t.parquet").unlink()  # nothing below may read it
+    assert (tables.rows("t"), tables.rows("small"), list(tables), list(tables.in_memory())) == (3, 1, ["t", "small"], ["small"])
+    assert "t: 3 rows (spilled)" in repr(tables)
+    spill(df, tmp_path / "t.parquet", {"k": "v"})
+    back = tables["t"]  # read back: same dtypes, categories in their order, values, nulls
+    pd.testing.assert_frame_equal(back, df)
+    assert list(back["name"].cat.categories) == ["b", "a"]
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.metadata[b"nsysparse.k"] == b"v"

@@ -6,7 +6,6 @@ renamed into place, so an interrupted run leaves the previous folder or none.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +15,15 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import __version__, progress
+from ..parquet import CHUNK_ROWS, arrow_schema, arrow_table, file_metadata, write_parquet  # noqa: F401 (re-exported)
 from ..errors import InputMissing, OutputUnwritable, UsageError
 from ..report import Report, Settings, jsonable
 
@@ -91,6 +90,9 @@ def _umask() -> int:
     return mask
 
 
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)  # the user's to fix: exit 8
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``dest``; on success it replaces
@@ -117,7 +119,7 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in _UNWRITABLE:
             raise OutputUnwritable(dest, f"cannot write the output folder ({exc.strerror}); "
                                          "nothing was replaced: free space or give another --out") from None
         raise
@@ -126,65 +128,32 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def spill_folder(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside ``dest`` for what ``build_report(spill_to=)``
+    writes ahead of the report folder (same file system: the folder writer links
+    from it), removed afterwards; named as :func:`sweep_stale` finds it if a
+    killed run leaves it behind."""
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-spill-", dir=dest.parent))
+    except OSError as exc:
+        raise OutputUnwritable(dest, f"cannot write the output folder here ({exc.strerror or exc}); give another --out") from None
+    try:
+        yield tmp
+    except OSError as exc:  # the spilled table's write, as atomic_dir words its own
+        if exc.errno in _UNWRITABLE:
+            raise OutputUnwritable(dest, f"cannot write the output folder ({exc.strerror}); "
+                                         "nothing was replaced: free space or give another --out") from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def provenance(report: Report) -> dict[str, str]:
     """What every output carries: tool version, the input's nsys version and schema, settings."""
-    return {
-        "nsysparse_version": __version__,
-        "nsys_version": str(report.input["nsys_version"]),
-        "export_schema": str(report.input["schema_version"]),
-        "input_sha256": str(report.input["sha256"]),
-        "settings": json.dumps(report.settings.to_dict(), sort_keys=True),
-    }
-
-
-CHUNK_ROWS = 1 << 19  # rows converted to Arrow at a time: a table's file is written in slices of this
-
-
-def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows: int | None = None) -> None:
-    """One table to Parquet, with ``meta`` in the file's key-value metadata.
-
-    The frame goes to Arrow one slice of ``chunk_rows`` rows at a time, each
-    written as it is made: a table of millions of API calls never exists twice
-    in memory. Categorical columns go to Parquet as the dictionaries they are
-    (Parquet stores text dictionary-encoded anyway), not spelled out a string
-    per row first (a kernel name per launch: 4x slower), while the file's Arrow
-    schema (``ARROW:schema``, written by hand as Arrow writes it) says plain
-    values, so every trace's file has one schema. The file holds the same
-    schema, metadata and values as one ``from_pandas`` of the whole frame with
-    its categoricals cast to values (tests/test_scale.py), in more row groups.
-    """
-    step = chunk_rows or CHUNK_ROWS
-    schema = arrow_schema(df, meta)  # what the file says
-    encoded = pa.Schema.from_pandas(df, preserve_index=False).remove_metadata()  # what is written
-    kv = {**(schema.metadata or {}), b"ARROW:schema": base64.b64encode(schema.serialize().to_pybytes())}
-    with pq.ParquetWriter(path, encoded, store_schema=False) as writer:
-        for lo in range(0, max(len(df), 1), step):
-            part = pa.Table.from_pandas(df.iloc[lo:lo + step], preserve_index=False)
-            writer.write_table(part.replace_schema_metadata(None).cast(encoded))
-        writer.add_key_value_metadata(kv)
-
-
-def arrow_schema(df: pd.DataFrame, meta: dict[str, str] | None = None) -> pa.Schema:
-    """The Arrow schema of :func:`arrow_table` of ``df`` (types inferred over the
-    whole frame, so a slice of all-null text still gets its column's type), with
-    ``meta`` added to its key-value metadata as ``nsysparse.<key>``."""
-    schema = pa.Schema.from_pandas(df, preserve_index=False)
-    fields = [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
-    merged = {**(schema.metadata or {}), **{f"nsysparse.{k}".encode(): v.encode() for k, v in (meta or {}).items()}}
-    return pa.schema(fields, metadata=merged)
-
-
-def arrow_table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
-    """``df`` as an Arrow table whose categorical columns are plain strings, so every
-    trace's file has one schema (decoded in Arrow's C++, not row by row in Python);
-    with ``schema`` (:func:`arrow_schema`), exactly that schema."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    for i, f in enumerate(table.schema):
-        if pa.types.is_dictionary(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
-    if schema is not None:
-        table = table.cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
-    return table
+    return file_metadata(report.input, report.settings.to_dict())
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -199,16 +168,20 @@ def write_report_folder(
     """Write every table, ``summary.json``, the charts and ``manifest.json`` into
     ``dest`` atomically. Returns the created file names."""
     meta = provenance(report)
+    tables = report.tables
+    spilled = {name: s for name in tables if (s := tables.spilled(name)) is not None}
     with atomic_dir(dest) as tmp:
-        rows = sum(len(t) for t in report.tables.values())
-        with progress.phase(f"writing {len(report.tables)} tables", rows=rows):
+        rows = sum(tables.rows(name) for name in tables)
+        with progress.phase(f"writing {len(tables)} tables", rows=rows):
+            for name, s in spilled.items():  # written already, with this provenance: linked, not written again
+                _link_or_copy(s.path, tmp / f"{name}.parquet")
             # tables in parallel, largest first: Arrow conversion and Parquet encoding
             # release the GIL; each table goes in slices (write_parquet), so the
             # threads hold a slice each, not a copy of each table
-            items = sorted(report.tables.items(), key=lambda item: -len(item[1]))
+            items = sorted(tables.in_memory().items(), key=lambda item: -len(item[1]))
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                 list(pool.map(lambda item: write_parquet(item[1], tmp / f"{item[0]}.parquet", meta), items))
-        created = [f"{name}.parquet" for name in report.tables]
+        created = [f"{name}.parquet" for name in tables]
         if charts is not None:  # before the summary: a chart that fails adds a note to it
             with progress.phase("drawing charts"):
                 created += charts(report, tmp)
@@ -226,7 +199,17 @@ def write_report_folder(
             "files": sorted(created + [MANIFEST]),
         }
         write_json(manifest, tmp / MANIFEST)
+    for name, s in spilled.items():  # the folder's file is the one the report reads back from now on
+        tables[name] = replace(s, path=Path(dest) / f"{name}.parquet")
     return sorted(created + [MANIFEST])
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``src`` at ``dst`` too: a hard link where the file system allows, else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def read_report_folder(folder: Path) -> Report:
