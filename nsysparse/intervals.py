@@ -41,19 +41,27 @@ def union(starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[I64, I64]:
     """Merge intervals into a sorted, disjoint set (touching intervals merge)."""
     s, e = _as_i64(starts), _as_i64(ends)
     keep = e > s
-    s, e = s[keep], e[keep]
+    if not keep.all():
+        s, e = s[keep], e[keep]
+    del keep
     if s.size == 0:
         return s, e
     if not ascending(s):
         order = np.argsort(s, kind="stable")
         s, e = s[order], e[order]
+        del order
     run_end = np.maximum.accumulate(e)
     # a new merged interval begins where the start passes every earlier end
     new = np.empty(s.size, dtype=bool)
     new[0] = True
-    new[1:] = s[1:] > run_end[:-1]
+    np.greater(s[1:], run_end[:-1], out=new[1:])
+    if new.all():  # nothing merges (kernels one after another): the input is the set (run_end == e)
+        return s, e
     first = np.flatnonzero(new)
-    last = np.r_[first[1:] - 1, s.size - 1]
+    del new
+    last = np.empty_like(first)
+    last[:-1] = first[1:] - 1
+    last[-1] = s.size - 1
     return s[first], run_end[last]
 
 
@@ -77,16 +85,19 @@ def intersect(a: tuple[I64, I64], b: tuple[I64, I64]) -> tuple[I64, I64]:
     b_s, b_e = union(*b)
     if a_s.size == 0 or b_s.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    # sweep: +1 at each start, -1 at each end of both sets; depth 2 is inside both
-    pts = np.concatenate([a_s, a_e, b_s, b_e])
-    delta = np.concatenate([np.ones(a_s.size), -np.ones(a_e.size), np.ones(b_s.size), -np.ones(b_e.size)])
-    order = np.lexsort((delta, pts))  # ends before starts at a tie: half-open
-    pts, delta = pts[order], delta[order]
-    depth = np.cumsum(delta)
-    inside = depth == 2
-    starts = pts[:-1][inside[:-1]]
-    ends = pts[1:][inside[:-1]]
-    return union(starts, ends)
+    if a_s.size > b_s.size:
+        a_s, a_e, b_s, b_e = b_s, b_e, a_s, a_e
+    # each interval of the smaller set against the run of the other's it overlaps
+    # (both sorted and disjoint: a run found by two binary searches); the pieces
+    # come out sorted and disjoint, at most |a| + |b| of them
+    lo = np.searchsorted(b_e, a_s, side="right")  # the first b ending after a starts
+    hi = np.searchsorted(b_s, a_e, side="left")  # past the last b starting before a ends
+    count = np.clip(hi - lo, 0, None)
+    ai = np.repeat(np.arange(a_s.size), count)
+    bi = np.arange(ai.size) - np.repeat(np.cumsum(count) - count - lo, count)
+    s = np.maximum(a_s[ai], b_s[bi])
+    e = np.minimum(a_e[ai], b_e[bi])
+    return union(s, e)
 
 
 def clipped_union_per_window(
@@ -102,15 +113,28 @@ def clipped_union_per_window(
     """
     us, ue = union(starts, ends)
     ws, we = _as_i64(win_starts), _as_i64(win_ends)
-    return covered_before(us, ue, we) - covered_before(us, ue, ws)
+    if us.size == 0:
+        return np.zeros(ws.size, dtype=np.int64)
+    cum = _cumulative(us, ue)  # once for both edges
+    return covered_before(us, ue, we, cum) - covered_before(us, ue, ws, cum)
 
 
-def covered_before(us: I64, ue: I64, t: npt.ArrayLike) -> I64:
-    """For each time in ``t``, how much of the normalised set ``(us, ue)`` lies before it."""
+def _cumulative(us: I64, ue: I64) -> I64:
+    """``cum[i]``: the length of the first ``i`` intervals of a normalised set."""
+    cum = np.empty(us.size + 1, dtype=np.int64)
+    cum[0] = 0
+    np.cumsum(ue - us, out=cum[1:])
+    return cum
+
+
+def covered_before(us: I64, ue: I64, t: npt.ArrayLike, cum: I64 | None = None) -> I64:
+    """For each time in ``t``, how much of the normalised set ``(us, ue)`` lies
+    before it (``cum``: its :func:`_cumulative`, when the caller has it)."""
     t = _as_i64(t)
     if us.size == 0:
         return np.zeros(t.size, dtype=np.int64)
-    cum = np.concatenate([[0], np.cumsum(ue - us)])
+    if cum is None:
+        cum = _cumulative(us, ue)
     # index of the last interval starting at or before t
     i = np.searchsorted(us, t, side="right") - 1
     ic = np.clip(i, 0, None)
@@ -133,6 +157,9 @@ def clipped_union_by_thread(
     """
     out = np.zeros(len(windows), dtype=np.int64)
     extra_s, extra_e = (_as_i64(shared[0]), _as_i64(shared[1])) if shared is not None else (None, None)
+    if extra_s is not None and extra_s.size and not ascending(extra_s):
+        order = np.argsort(extra_s, kind="stable")
+        extra_s, extra_e = extra_s[order], extra_e[order]
     if len(windows) == 0 or (len(intervals) == 0 and not (extra_s is not None and extra_s.size)):
         return out
     k = list(keys)
@@ -145,8 +172,11 @@ def clipped_union_by_thread(
         for col, v in zip(cols, key):
             mine &= col == v
         s, e = starts[mine], ends[mine]
-        if extra_s is not None:
-            s, e = np.concatenate([extra_s, s]), np.concatenate([extra_e, e])
+        if extra_s is not None:  # the thread's few intervals put in place among the shared ones: no sort of millions
+            order = np.argsort(s, kind="stable")
+            s, e = s[order], e[order]
+            at = np.searchsorted(extra_s, s, side="right")
+            s, e = np.insert(extra_s, at, s), np.insert(extra_e, at, e)
         if s.size == 0:
             continue
         out[rows] = clipped_union_per_window(s, e, w["start_ns"].to_numpy()[rows], w["end_ns"].to_numpy()[rows])

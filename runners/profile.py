@@ -192,7 +192,7 @@ def run_report(sqlite: Path, out: Path, io_log: Path | None = None) -> dict:
     """
     try:
         import nsysparse
-        from nsysparse.render.files import write_report_folder
+        from nsysparse.render.files import spill_folder, write_report_folder
         from nsysparse.render.text import render_text
         from nsysparse.report import Settings, build_report
     except ImportError as exc:
@@ -205,8 +205,8 @@ def run_report(sqlite: Path, out: Path, io_log: Path | None = None) -> dict:
     settings = Settings(step=C.STEP, wait=C.WAIT, layer=C.LAYER, io_range=C.IO_RANGE,
                         io_log=str(io_log) if io_log is not None and io_log.exists() else None)
     try:
-        with nsysparse.open_trace(sqlite) as trace:
-            report = build_report(trace, settings)
+        with nsysparse.open_trace(sqlite) as trace, spill_folder(out) as spill:  # as `nsysparse report` does
+            report = build_report(trace, settings, spill)
             files = write_report_folder(report, out, charts=write_charts)
             text = render_text(report)
     except NsysParseError as exc:

@@ -112,6 +112,24 @@ def test_clipped_union_per_window_matches_brute_force(x, windows):
     assert got.tolist() == want
 
 
+@given(interval_lists(), interval_lists(), st.lists(st.integers(0, 1), min_size=12, max_size=12),
+       st.lists(st.tuples(st.integers(0, GRID), st.integers(0, GRID), st.integers(0, 1)), max_size=6))
+def test_clipped_union_by_thread_with_shared_intervals_matches_brute_force(own, shared, tids, windows):
+    """Each window counts its own thread's intervals and the shared ones (the
+    kernels, put in place among a thread's few by binary search, not a sort)."""
+    s, e = own
+    t = np.asarray(tids[: len(s)], dtype=np.int64)
+    frame = pd.DataFrame({"start_ns": s, "end_ns": e, "pid": 1, "tid": t})
+    w = pd.DataFrame({"start_ns": [min(a, b) for a, b, _ in windows], "end_ns": [max(a, b) for a, b, _ in windows],
+                      "pid": 1, "tid": [k for _, _, k in windows]}, dtype=np.int64)
+    got = iv.clipped_union_by_thread(frame, w, shared=shared)
+    want = []
+    for a, b, k in zip(w["start_ns"], w["end_ns"], w["tid"]):
+        cov = coverage(s[t == k], e[t == k]) | coverage(*shared)
+        want.append(int(cov[a:b].sum()))
+    assert got.tolist() == want
+
+
 # ---- random well-formed traces -------------------------------------------------------------
 
 MAIN, FETCH = 100, 101  # tids: the process's main thread, a copy-issuing fetch thread
