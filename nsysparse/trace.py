@@ -229,11 +229,16 @@ class Trace:
         gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key) and d.key not in self.__dict__]
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
-            jobs = [pool.submit(lambda: self.nvtx_ranges), pool.submit(lambda: self.api_calls),
+            api = pool.submit(lambda: self.api_calls)
+            jobs = [pool.submit(lambda: self.nvtx_ranges), api,
                     pool.submit(lambda: self.os_calls)]  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
             for key, job in raw.items():
                 self._raw[key] = job.result()
+            # the ops are joined to the API calls once those are built: cached_property has no
+            # lock since Python 3.12, and a second thread asking first would read them again
+            # (2 GB on 16 cores: 8 s and 1 GB more)
+            api.result()
             jobs.append(pool.submit(lambda: (self.kernels, self.memcpy, self.memset, self.graph_runs)))
             for job in jobs:
                 job.result()
