@@ -8,6 +8,7 @@ import pandas as pd
 
 from . import schema as S
 from .errors import NotAnExport
+from .intervals import ascending
 from .reader import Reader, categorical, recode
 
 
@@ -60,8 +61,11 @@ class Ops:
         corr = api["correlation_id"].to_numpy()
         key = (api["pid"].to_numpy().astype(np.int64) << 32) | (corr & 0xFFFFFFFF)
         key = np.where(corr >= 0, key, -1)
-        order = np.argsort(key, kind="stable")  # stable: the first call of a duplicated key wins
-        self.keys, self.order = key[order], order
+        if ascending(key):  # one process's calls in start order carry rising ids: no sort, no order array
+            self.keys, self.order = key, None
+        else:
+            order = np.argsort(key, kind="stable")  # stable: the first call of a duplicated key wins
+            self.keys, self.order = key[order], order
 
     def launching_call(self, pid: np.ndarray, corr: np.ndarray) -> np.ndarray:
         """Row of the API calls that launched each op (same process and correlation id), or -1."""
@@ -70,7 +74,7 @@ class Ops:
         q = (np.asarray(pid, dtype=np.int64) << 32) | (np.asarray(corr, dtype=np.int64) & 0xFFFFFFFF)
         i = np.clip(np.searchsorted(self.keys, q), 0, self.keys.size - 1)
         hit = (self.keys[i] == q) & (np.asarray(corr) >= 0)
-        return np.where(hit, self.order[i], -1)
+        return np.where(hit, i if self.order is None else self.order[i], -1)
 
     def pids(self, decl: S.Table, raw: pd.DataFrame) -> np.ndarray:
         """pid of each op from globalPid; where it is missing (a trimmed export), the

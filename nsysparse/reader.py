@@ -486,7 +486,11 @@ def recode(codes: np.ndarray, lookup: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes)
     if len(lookup) == 0:
         return np.full(codes.shape, -1, dtype=np.int64)
-    return np.where(codes >= 0, np.asarray(lookup)[np.maximum(codes, 0)], -1)
+    lookup = np.asarray(lookup)
+    table = np.empty(lookup.size + 1, dtype=lookup.dtype)  # one take: code -1 reads the -1 put last
+    table[:-1] = lookup
+    table[-1] = -1
+    return table[codes]
 
 
 def _check_not_truncated(path: Path) -> None:

@@ -648,3 +648,22 @@ def test_prefetch_builds_the_api_calls_once_however_slow(monkeypatch: pytest.Mon
         t.prefetch()
         assert built == [1]
         assert (t.kernels["api"].notna().mean(), len(t.api_calls)) == (1.0, len(real(t._rd, t.strings)))
+
+
+@pytest.mark.parametrize("order", ["rising", "shuffled"])
+def test_the_launching_call_is_the_first_call_of_its_process_and_id(order: str) -> None:
+    """Ops.launching_call, worked by hand: rising keys are searched as they are (no
+    sort), shuffled ones through a stable sort; either way a duplicated (process,
+    id) is the first such call, a missing one -1."""
+    from nsysparse.cuda import Ops
+
+    pid = np.array([7, 7, 7, 7, 9], dtype=np.int64)
+    corr = np.array([1, 2, 2, 5, 1], dtype=np.int64)  # rows 1 and 2 share (7, 2): row 1 wins
+    if order == "shuffled":
+        perm = np.array([3, 4, 1, 0, 2])  # row 1 of the rising table is row 2 here, before its twin (row 4)
+        pid, corr = pid[perm], corr[perm]
+    ops = Ops(None, None, pd.DataFrame({"pid": pid, "correlation_id": corr}))  # type: ignore[arg-type]
+    assert (ops.order is None) == (order == "rising")
+    got = ops.launching_call(np.array([7, 7, 9, 9, 7]), np.array([2, 5, 1, 2, -1]))
+    want = [1, 3, 4, -1, -1] if order == "rising" else [2, 0, 1, -1, -1]
+    assert got.tolist() == want
