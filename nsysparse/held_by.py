@@ -132,12 +132,17 @@ def wait_holders(
             mine = table["pid"].to_numpy() == pid
             if what == "call":
                 mine &= table["tid"].to_numpy() != tid
-            rows = np.flatnonzero(mine)
-            del mine
-            ends = table["end_ns"].to_numpy(np.int64)[rows]
-            order = ends.argsort(kind="quicksort")  # as sort_values("end_ns") orders ties
-            rows, ends = rows[order], ends[order]
-            del order
+            all_ends = table["end_ns"].to_numpy(np.int64)
+            if mine.all():  # one process (the usual case): no row list, no copies of its ends
+                rows = all_ends.argsort(kind="quicksort")  # as sort_values("end_ns") orders ties
+                ends = all_ends[rows]
+            else:
+                rows = np.flatnonzero(mine)
+                ends = all_ends[rows]
+                order = ends.argsort(kind="quicksort")
+                rows, ends = rows[order], ends[order]
+                del order
+            del mine, all_ends
             hit = _latest_ending_of(ends, w, tol_ns)
             sel = todo & (hit >= 0)
             if sel.any():
