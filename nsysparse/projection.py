@@ -55,10 +55,11 @@ def _launched_ops(trace: Trace) -> dict[str, np.ndarray]:
         if k == 0:
             continue
         part = slice(at, at + k)
+        pick = slice(None) if k == len(table) else mine  # every op's call found (the usual case): no masked copy
         for c in names:
-            ops[c][part] = _int64(table[c])[mine]
-        ops["key"][part] = _thread_key(table["pid"].to_numpy(np.int64)[mine], _int64(table["launch_tid"])[mine])
-        ops["bytes"][part] = table["bytes"].to_numpy(np.int64)[mine] if OP_TYPES[i] == "memcpys" else 0
+            ops[c][part] = _int64(table[c])[pick]
+        ops["key"][part] = _thread_key(table["pid"].to_numpy(np.int64)[pick], _int64(table["launch_tid"])[pick])
+        ops["bytes"][part] = table["bytes"].to_numpy(np.int64)[pick] if OP_TYPES[i] == "memcpys" else 0
         ops["op"][part] = i
         at += k
     # a stable sort on these keys, last key first: ties keep the tables' order

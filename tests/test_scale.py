@@ -118,3 +118,20 @@ def test_tables_count_and_list_a_spilled_table_without_reading_it(tmp_path: Path
     pd.testing.assert_frame_equal(back, df)
     assert list(back["name"].cat.categories) == ["b", "a"]
     assert pq.ParquetFile(tmp_path / "t.parquet").metadata.metadata[b"nsysparse.k"] == b"v"
+
+
+def test_a_spilled_window_equals_the_window_held_in_memory(traces: dict[str, Path], tmp_path: Path) -> None:
+    """--steps with the API calls spilled: the window's calls go to the file, and
+    both the view and the trace give theirs up."""
+    from nsysparse.report import Settings
+    from nsysparse.window import Window
+
+    settings = Settings(window=Window(steps=(2, 5)))
+    with nsysparse.open_trace(traces["offload_disk"]) as t:
+        want = report_digest(build_report(t, settings))
+    with nsysparse.open_trace(traces["offload_disk"]) as t:
+        report = build_report(t, settings, spill_to=tmp_path)
+        assert "api_calls" not in t.__dict__
+        got = report_digest(report)
+    assert report.tables.rows("api_calls") < len(nsysparse.open_trace(traces["offload_disk"]).api_calls)
+    assert got == want
