@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__, progress
-from ..parquet import CHUNK_ROWS, arrow_schema, arrow_table, file_metadata, write_parquet  # noqa: F401 (re-exported)
+from ..parquet import arrow_schema, arrow_table, file_metadata, write_parquet  # noqa: F401 (arrow_*: re-exported)
 from ..errors import InputMissing, OutputUnwritable, UsageError
 from ..report import Report, Settings, jsonable
 
