@@ -92,9 +92,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nsysparse-rss-"))
     try:
         trace = open_trace(args.trace)
-        trace.prefetch()
+        spiller = R._Spiller(work, trace, R.Settings())  # the calls to their files as they are built
+        trace.prefetch(spiller.submit)
         mark("read (prefetch)")
-        report = R._analyse(trace, R.Settings(), work)
+        try:
+            report = R._analyse(trace, R.Settings(), spiller)
+        finally:
+            spiller.close()
         mark("analysed")
         write_report_folder(report, work / "out")
         mark("written")

@@ -49,6 +49,7 @@ import pandas as pd
 
 from . import intervals as iv
 from . import schema as S
+from .row_windows import RowWindows
 
 CATEGORIES: tuple[str, ...] = (
     "gpu_compute", "launch", "os_call", "host_cpu",
@@ -72,10 +73,18 @@ def call_kinds(api_calls: pd.DataFrame) -> npt.NDArray[np.int8]:
     """The index into CALL_KINDS of each API call (see :func:`classify_calls`),
     classified per distinct base name: no string per row."""
     base = pd.Categorical(api_calls["base_name"])  # a view of a categorical column
-    names = pd.Series(base.categories.to_numpy(dtype=object), dtype=object)
+    return _kinds_of_codes(np.asarray(base.codes), _kind_per_name(base.categories))
+
+
+def _kind_per_name(names: pd.Index) -> npt.NDArray[np.int8]:
+    """The index into CALL_KINDS of each base name in ``names``."""
+    names = pd.Series(names.to_numpy(dtype=object), dtype=object)
     is_copy = names.str.startswith(S.COPY_CALL_PREFIXES).fillna(False).to_numpy(dtype=bool)
-    per_name = np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2)).astype(np.int8)
-    codes = np.asarray(base.codes)
+    return np.where(is_copy, 0, np.where(names.isin(S.SYNC_CALLS), 1, 2)).astype(np.int8)
+
+
+def _kinds_of_codes(codes: np.ndarray, per_name: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+    """Per call, the kind of its base name's code (``other`` for a null name)."""
     if per_name.size == 0:
         return np.full(codes.size, 2, dtype=np.int8)
     return np.where(codes >= 0, per_name[np.maximum(codes, 0)], 2).astype(np.int8)
@@ -102,12 +111,12 @@ def _cut(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
 def segments(
     steps: pd.DataFrame,
     compute: pd.DataFrame,
-    api_calls: pd.DataFrame,
+    api_calls: pd.DataFrame | RowWindows,
     waits: pd.DataFrame,
     copies: pd.DataFrame,
     memsets: pd.DataFrame,
     disk: pd.DataFrame,
-    os_calls: pd.DataFrame,
+    os_calls: pd.DataFrame | RowWindows,
 ) -> pd.DataFrame:
     """Every step cut into elementary segments, each with its category:
     ``step``, ``start_ns``, ``end_ns``, ``category`` (an index into CATEGORIES),
@@ -132,21 +141,54 @@ def _no_segments() -> pd.DataFrame:
 def sweep(
     steps: pd.DataFrame,
     compute: pd.DataFrame,
-    api_calls: pd.DataFrame,
+    api_calls: pd.DataFrame | RowWindows,
     waits: pd.DataFrame,
     copies: pd.DataFrame,
     memsets: pd.DataFrame,
     disk: pd.DataFrame,
-    os_calls: pd.DataFrame,
+    os_calls: pd.DataFrame | RowWindows,
 ) -> Iterator[Segments]:
     """The segments of :func:`segments`, one set of arrays per slice of a step
     thread's steps (about SLICE_BOUNDS set boundaries each), in thread then time
     order."""
+    for part, _ in _sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls):
+        yield part
+
+
+def api_rows(api_calls: pd.DataFrame | RowWindows) -> RowWindows:
+    """The API calls as the breakdown and what-held-the-wait read them
+    (``base_name`` and ``name`` codes): a frame is indexed, a RowWindows kept."""
+    if isinstance(api_calls, RowWindows):
+        return api_calls
+    return RowWindows(api_calls, tuple(c for c in ("base_name", "name") if c in api_calls))
+
+
+def os_rows(os_calls: pd.DataFrame | RowWindows) -> RowWindows:
+    """The OS-runtime calls as the breakdown reads them (``name`` codes)."""
+    if isinstance(os_calls, RowWindows):
+        return os_calls
+    return RowWindows(os_calls, ("name",) if "name" in os_calls else ())
+
+
+def _sweep(
+    steps: pd.DataFrame,
+    compute: pd.DataFrame,
+    api_calls: pd.DataFrame | RowWindows,
+    waits: pd.DataFrame,
+    copies: pd.DataFrame,
+    memsets: pd.DataFrame,
+    disk: pd.DataFrame,
+    os_calls: pd.DataFrame | RowWindows,
+) -> Iterator[tuple[Segments, "_Window"]]:
+    """:func:`sweep`'s slices, each with the window of OS calls it read (which
+    names the OS-call time: :func:`breakdown_tables`)."""
     # every source once, in start order, with the columns that pick a thread's rows:
-    # a slice of time then reads a contiguous run of rows of each (views, no copies)
+    # a slice of time then reads a contiguous run of rows of each (views, no copies);
+    # the calls through RowWindows, which may read them back from their file
+    api, osr = api_rows(api_calls), os_rows(os_calls)
     sources = [_Source(compute, pid=True), _Source(waits, pid=True, tid=True),
-               _Source(api_calls, pid=True, tid=True, extra=call_kinds(api_calls)),
-               _Source(os_calls, pid=True, tid=True), _Source(copies, pid=True, extra=_class_codes(copies)),
+               _Rows(api, "base_name", _kind_per_name(api.categories.get("base_name", pd.Index([], dtype=object)))),
+               _Rows(osr, "name"), _Source(copies, pid=True, extra=_class_codes(copies)),
                _Source(memsets, pid=True), _Source(disk, pid=True)]
     for (pid, tid), st in steps.groupby(["pid", "tid"], sort=True):  # one pass per step thread
         st = st.sort_values("start_ns")
@@ -166,7 +208,7 @@ def sweep(
                 mset.cut(a, b, pid),                                # 11 memset
                 dread.cut(a, b, pid),                               # 12 disk read
             ]
-            yield _slice_segments(ss, se, st["step"].to_numpy(), local, a, b, pid, tid)
+            yield _slice_segments(ss, se, st["step"].to_numpy(), local, a, b, pid, tid), osc
 
 
 BLOCK = 4096  # rows per block of a source's running maximum of ends
@@ -231,6 +273,27 @@ class _Window:
         if extra is not None:
             mine = mine & (c["extra"] == extra)
         return _cut(c["s"][mine], c["e"][mine], a, b)
+
+
+class _Rows:
+    """A :class:`RowWindows` as a source of the sweep: its windows as
+    :class:`_Window` (``extra``: the call kind of each row's ``code`` column
+    through ``kinds``, when given; ``code``: the column's codes)."""
+
+    def __init__(self, rows: RowWindows, code: str, kinds: npt.NDArray[np.int8] | None = None) -> None:
+        self.rows, self.code, self.kinds = rows, code if code in rows.codes else None, kinds
+
+    def rows_in(self, a: int, b: int) -> int:
+        return self.rows.rows_in(a, b)
+
+    def window(self, a: int, b: int) -> "_Window":
+        w = self.rows.window(a, b)
+        # without the column (a frame that lacks it): code -1, a null name
+        code = w[self.code] if self.code else np.full(w["s"].size, -1, np.int32)
+        cols = {"s": w["s"], "e": w["e"], "pid": w["pid"], "tid": w["tid"], "code": code}
+        if self.kinds is not None:
+            cols["extra"] = _kinds_of_codes(code, self.kinds)
+        return _Window(cols)
 
 
 def _class_codes(copies: pd.DataFrame) -> npt.NDArray[np.int8]:
@@ -363,31 +426,40 @@ def breakdown_wide(long: pd.DataFrame) -> pd.DataFrame:
 def os_call_names(segs: pd.DataFrame, os_calls: pd.DataFrame) -> pd.DataFrame:
     """Which OS calls hold the ``os_call`` time: per step and call name, ``ns``
     of ``os_call`` segments that the call covers (the latest-started call of the
-    thread covering the segment's start). Columns ``step``, ``name``, ``ns``."""
+    thread at the segment's start). Columns ``step``, ``name``, ``ns``."""
     code = CATEGORIES.index("os_call")
     sg = segs[segs["category"].to_numpy() == code]
-    empty = pd.DataFrame({"step": pd.Series(dtype="int64"), "name": pd.Series(dtype=object), "ns": pd.Series(dtype="int64")})
     if sg.empty or os_calls.empty:
-        return empty
-    parts = []
-    # the calls' columns as arrays, names as codes: a thread's calls picked by mask, not copied as a frame
-    pids, tids = os_calls["pid"].to_numpy(), os_calls["tid"].to_numpy()
-    starts = os_calls["start_ns"].to_numpy(np.int64)
-    names = pd.Categorical(os_calls["name"])
-    codes = np.asarray(names.codes)
-    for (pid, tid), g in sg.groupby(["pid", "tid"], sort=False):
-        mine = (pids == pid) & (tids == tid)
-        s, c = starts[mine], codes[mine]
-        if not iv.ascending(s):
-            order = np.argsort(s, kind="stable")
-            s, c = s[order], c[order]
-        i = np.clip(np.searchsorted(s, g["start_ns"].to_numpy(np.int64), side="right") - 1, 0, None)
-        name = np.asarray(pd.Categorical.from_codes(c[i], categories=names.categories), dtype=object)
-        parts.append(pd.DataFrame({"step": g["step"].to_numpy(), "name": name,
-                                   "ns": (g["end_ns"] - g["start_ns"]).to_numpy()}))
-    if not parts:
-        return empty
-    return pd.concat(parts).groupby(["step", "name"], as_index=False)["ns"].sum()
+        return _os_names_frame([], pd.Index([], dtype=object))
+    rows = os_rows(os_calls)
+    every = _Rows(rows, "name").window(np.iinfo(np.int64).min, np.iinfo(np.int64).max).cols
+    parts = [_os_names_at(every, {c: g[c].to_numpy() for c in ("step", "start_ns", "end_ns")}, pid, tid)
+             for (pid, tid), g in sg.groupby(["pid", "tid"], sort=False)]
+    return _os_names_frame(parts, rows.categories.get("name", pd.Index([], dtype=object)))
+
+
+def _os_names_at(calls: dict[str, np.ndarray], segs: Segments, pid: int, tid: int) -> Segments:
+    """``step``, ``code`` (the OS call's name code) and ``ns`` of the ``os_call``
+    segments ``segs`` of thread (pid, tid), named after the thread's call in
+    ``calls`` (row-ordered, so start-ordered) that started last by each segment's start."""
+    mine = (calls["pid"] == pid) & (calls["tid"] == tid)
+    s, c = calls["s"][mine], calls["code"][mine]
+    if s.size == 0:
+        return {"step": np.zeros(0, np.int64), "code": np.zeros(0, np.int64), "ns": np.zeros(0, np.int64)}
+    i = np.clip(np.searchsorted(s, segs["start_ns"], side="right") - 1, 0, None)
+    return {"step": np.asarray(segs["step"]), "code": c[i], "ns": np.asarray(segs["end_ns"]) - np.asarray(segs["start_ns"])}
+
+
+def _os_names_frame(parts: list[Segments], names: pd.Index) -> pd.DataFrame:
+    """:func:`os_call_names`'s frame from :func:`_os_names_at`'s parts: summed per (step, name)."""
+    if not any(p["step"].size for p in parts):
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "name": pd.Series(dtype=object),
+                             "ns": pd.Series(dtype="int64")})
+    code = np.concatenate([p["code"] for p in parts]).astype(np.int64)
+    name = np.asarray(pd.Categorical.from_codes(code, categories=names), dtype=object)
+    df = pd.DataFrame({"step": np.concatenate([p["step"] for p in parts]), "name": name,
+                       "ns": np.concatenate([p["ns"] for p in parts])})
+    return df.groupby(["step", "name"], as_index=False)["ns"].sum()
 
 
 def merged_runs(segs: pd.DataFrame, steps: list[int]) -> pd.DataFrame:
@@ -411,12 +483,12 @@ def merged_runs(segs: pd.DataFrame, steps: list[int]) -> pd.DataFrame:
 def breakdown_tables(
     steps: pd.DataFrame,
     compute: pd.DataFrame,
-    api_calls: pd.DataFrame,
+    api_calls: pd.DataFrame | RowWindows,
     waits: pd.DataFrame,
     copies: pd.DataFrame,
     memsets: pd.DataFrame,
     disk: pd.DataFrame,
-    os_calls: pd.DataFrame,
+    os_calls: pd.DataFrame | RowWindows,
     shown: list[int],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What the report draws from the segments, summed slice by slice so that
@@ -426,11 +498,17 @@ def breakdown_tables(
     index = pd.Index(steps["step"].to_numpy())
     ns = np.zeros((len(steps), len(CATEGORIES)), dtype=np.float64)
     os_code = CATEGORIES.index("os_call")
-    kept: list[Segments] = []  # the segments of shown steps and the OS-call ones: few
-    for part in sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls):
+    kept: list[Segments] = []  # the segments of shown steps: few
+    named: list[Segments] = []  # the OS-call time, per slice, named from the slice's window of OS calls
+    osr = os_rows(os_calls)
+    for part, osc in _sweep(steps, compute, api_calls, waits, copies, memsets, disk, osr):
         ns += _ns_per_category(index, part)
-        keep = np.isin(part["step"], shown) | (part["category"] == os_code)
+        keep = np.isin(part["step"], shown)
         if keep.any():
             kept.append({c: v[keep] for c, v in part.items()})
+        is_os = part["category"] == os_code
+        if is_os.any():
+            named.append(_os_names_at(osc.cols, {c: part[c][is_os] for c in ("step", "start_ns", "end_ns")},
+                                      int(part["pid"][0]), int(part["tid"][0])))
     segs = _as_frame(kept)
-    return _breakdown_frame(steps, ns), merged_runs(segs, shown), os_call_names(segs, os_calls)
+    return _breakdown_frame(steps, ns), merged_runs(segs, shown), _os_names_frame(named, osr.categories.get("name", pd.Index([], dtype=object)))

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from . import intervals as iv
+from .breakdown import api_rows
+from .row_windows import RowWindows
 
 TOLERANCE_NS = 20_000
 NONE = "(none)"
@@ -94,7 +96,7 @@ def wait_holders(
     waits: pd.DataFrame,
     ranges: pd.DataFrame,
     gpu_ops: pd.DataFrame,
-    api_calls: pd.DataFrame,
+    api_calls: pd.DataFrame | RowWindows,
     sync_calls: pd.DataFrame | None = None,
     tol_ns: int = TOLERANCE_NS,
 ) -> pd.DataFrame:
@@ -105,7 +107,10 @@ def wait_holders(
     table (``range_id``, ``parent``, text, times, pid, tid); ``gpu_ops`` has
     ``pid``, ``start_ns``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
     sw = step_waits(steps, waits)
-    relays = relaying_ranges(ranges, waits, sync_calls if sync_calls is not None else api_calls.iloc[0:0])
+    calls = api_rows(api_calls)
+    if sync_calls is None:
+        sync_calls = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("pid", "tid", "start_ns", "end_ns")})
+    relays = relaying_ranges(ranges, waits, sync_calls)
     workers = ranges[~ranges["range_id"].isin(relays)]
     out = []
     for (pid, tid), w in sw.groupby(["pid", "tid"], sort=False):  # one pass per waiting thread
@@ -125,32 +130,22 @@ def wait_holders(
             kind[sel] = "range"
             htid[np.flatnonzero(sel)] = by_id.loc[rid, "tid"].to_numpy()
             todo &= ~sel
-        for table, what in ((gpu_ops, "gpu"), (api_calls, "call")):
-            if not todo.any():
-                break
-            # the process's candidates by end, as row positions: millions of calls are never copied
-            mine = table["pid"].to_numpy() == pid
-            if what == "call":
-                mine &= table["tid"].to_numpy() != tid
-            all_ends = table["end_ns"].to_numpy(np.int64)
-            if mine.all():  # one process (the usual case): no row list, no copies of its ends
-                rows = all_ends.argsort(kind="quicksort")  # as sort_values("end_ns") orders ties
-                ends = all_ends[rows]
-            else:
-                rows = np.flatnonzero(mine)
-                ends = all_ends[rows]
-                order = ends.argsort(kind="quicksort")
-                rows, ends = rows[order], ends[order]
-                del order
-            del mine, all_ends
+        if todo.any():  # the GPU op that ended last
+            rows, ends = _gpu_candidates(gpu_ops, pid)
             hit = _latest_ending_of(ends, w, tol_ns)
             sel = todo & (hit >= 0)
             if sel.any():
-                at = rows[hit[sel]]
-                holder[sel] = table["name"].iloc[at].astype(object).to_numpy()
-                kind[sel] = what
-                if what == "call":
-                    htid[np.flatnonzero(sel)] = table["tid"].to_numpy()[at]
+                holder[sel] = gpu_ops["name"].iloc[rows[hit[sel]]].astype(object).to_numpy()
+                kind[sel] = "gpu"
+                todo &= ~sel
+        if todo.any():  # the API call on another thread that ended last
+            ends, names, tids = _call_candidates(calls, pid, tid)
+            hit = _latest_ending_of(ends, w, tol_ns)
+            sel = todo & (hit >= 0)
+            if sel.any():
+                holder[sel] = names[hit[sel]]
+                kind[sel] = "call"
+                htid[np.flatnonzero(sel)] = tids[hit[sel]]
                 todo &= ~sel
         out.append(pd.DataFrame({
             "step": w["step"].to_numpy(), "wait_start_ns": w["wait_start_ns"].to_numpy(),
@@ -163,6 +158,40 @@ def wait_holders(
                              "holder": pd.Series(dtype=object), "holder_kind": pd.Series(dtype=object),
                              "tid": pd.Series(dtype="Int64")})
     return pd.concat(out, ignore_index=True)[WAIT_COLUMNS]
+
+
+def _gpu_candidates(ops: pd.DataFrame, pid: int) -> tuple[np.ndarray, np.ndarray]:
+    """The process's GPU ops by end: (row positions, their ends, sorted); millions
+    of ops are never copied as a frame."""
+    mine = ops["pid"].to_numpy() == pid
+    all_ends = ops["end_ns"].to_numpy(np.int64)
+    if mine.all():  # one process (the usual case): no row list, no copies of its ends
+        rows = all_ends.argsort(kind="quicksort")  # as sort_values("end_ns") orders ties
+        return rows, all_ends[rows]
+    rows = np.flatnonzero(mine)
+    ends = all_ends[rows]
+    order = ends.argsort(kind="quicksort")
+    return rows[order], ends[order]
+
+
+def _call_candidates(calls: RowWindows, pid: int, tid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The API calls of process ``pid`` on threads other than ``tid``, by end:
+    their sorted ends, names (object) and threads. Read a stretch of rows at a
+    time (from the calls' file, in a spilled report): only the candidates are held."""
+    ends, codes, tids = [], [], []
+    for part in calls.chunks():
+        mine = (part["pid"] == pid) & (part["tid"] != tid)
+        ends.append(part["e"][mine])
+        codes.append(part["name"][mine] if "name" in part else np.full(int(mine.sum()), -1, np.int32))
+        tids.append(part["tid"][mine])
+    if not ends:
+        return np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64)
+    e = np.concatenate(ends).astype(np.int64, copy=False)
+    order = e.argsort(kind="quicksort")  # the ends of the rows in row order, as sort_values("end_ns") orders ties
+    cats = calls.categories.get("name", pd.Index([], dtype=object))
+    code = np.concatenate(codes).astype(np.int64)[order]
+    names = np.asarray(pd.Categorical.from_codes(code, categories=cats), dtype=object)
+    return e[order], names, np.concatenate(tids)[order]
 
 
 def _descend(rid: np.ndarray, ws: np.ndarray, we: np.ndarray, ranges: pd.DataFrame, max_depth: int = 8) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,12 @@ def file_metadata(input: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
 CHUNK_ROWS = 1 << 19  # rows converted to Arrow at a time: a table's file is written in slices of this
 
 
-def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows: int | None = None) -> None:
+class Cancelled(Exception):
+    """A write stopped by its ``cancel`` event (the file is left unfinished)."""
+
+
+def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows: int | None = None,
+                  cancel: threading.Event | None = None) -> None:
     """One table to Parquet, with ``meta`` in the file's key-value metadata.
 
     The frame goes to Arrow one slice of ``chunk_rows`` rows at a time, each
@@ -42,6 +48,7 @@ def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows
     values, so every trace's file has one schema. The file holds the same
     schema, metadata and values as one ``from_pandas`` of the whole frame with
     its categoricals cast to values (tests/test_scale.py), in more row groups.
+    ``cancel`` set stops the write between slices (raises :class:`Cancelled`).
     """
     step = chunk_rows or CHUNK_ROWS
     schema = arrow_schema(df, meta)  # what the file says
@@ -49,6 +56,8 @@ def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows
     kv = {**(schema.metadata or {}), b"ARROW:schema": base64.b64encode(schema.serialize().to_pybytes())}
     with pq.ParquetWriter(path, encoded, store_schema=False) as writer:
         for lo in range(0, max(len(df), 1), step):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{path}: stopped")
             part = pa.Table.from_pandas(df.iloc[lo:lo + step], preserve_index=False)
             writer.write_table(part.replace_schema_metadata(None).cast(encoded))
         writer.add_key_value_metadata(kv)

@@ -1,15 +1,17 @@
 """Run every analysis on one trace and gather the results into a :class:`Report`.
 
 Data flows one way: file -> Trace -> analyses -> Report -> renderers. Nothing
-here draws; ``nsysparse.render`` does, and writes the report folder. The one
-file written here is the raw API-call table when ``build_report`` is given
-``spill_to`` (:mod:`nsysparse.tables`): the largest table of a long trace goes to
-its Parquet file as soon as it is read, and the analyses keep its few columns.
+here draws; ``nsysparse.render`` does, and writes the report folder. The
+files written here are the API and OS-runtime calls when ``build_report`` is
+given ``spill_to`` (:mod:`nsysparse.tables`): the largest tables of a long trace
+go to their Parquet files as soon as they are read, and the analyses read
+their rows back a window of time at a time (:mod:`nsysparse.row_windows`).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 import re
 from dataclasses import asdict, dataclass, field
@@ -27,7 +29,7 @@ from . import progress
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
-from .breakdown import CATEGORIES, breakdown_tables
+from .breakdown import CATEGORIES, breakdown_tables, api_rows as breakdown_api_rows, os_rows as breakdown_os_rows
 from .held_by import held_by_table, wait_holders
 from .targets import breakdown_targets
 from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
@@ -43,6 +45,7 @@ from .steps import (assign_to_steps, find_steps, shown_steps, step_table, whole_
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .parquet import file_metadata
+from .row_windows import RowWindows
 from .tables import Spilled, Tables, spill
 from .trace import Trace
 from .waits import wait_ranges
@@ -106,31 +109,69 @@ class Report:
             self.tables = Tables(self.tables)
 
 
-# The API-call columns the analyses read (a spilled report keeps only these in memory).
-API_ANALYSIS_COLUMNS = ["name", "base_name", "start_ns", "end_ns", "pid", "tid"]
-# The OS-call columns the breakdown reads (the table is no output of its own).
-OS_ANALYSIS_COLUMNS = ["pid", "tid", "start_ns", "end_ns", "name"]
-
-
 def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path | None = None) -> Report:
     """Compute every table and the summary of CONTRACT.md for ``trace``.
 
     With ``spill_to`` (an existing folder), the API calls are written to
-    ``spill_to/api_calls.parquet`` as soon as they are read and the report's
-    ``tables["api_calls"]`` reads that file back (:mod:`nsysparse.tables`); the
-    trace gives up its API and OS-call tables (reading them again if asked), so a
-    long trace's analysis holds only the columns it uses. Same tables, same
-    summary, either way (tests/test_scale.py)."""
+    ``spill_to/api_calls.parquet`` and the OS-runtime calls to
+    ``spill_to/os_calls.parquet`` as soon as they are read; the report's
+    ``tables["api_calls"]`` reads its file back (:mod:`nsysparse.tables`), the
+    breakdown and what-held-the-wait read both files a window of time at a time
+    (:mod:`nsysparse.row_windows`), and the trace gives both tables up (reading
+    them again if asked), so a long trace's analysis never holds either. Same
+    tables, same summary, either way (tests/test_scale.py)."""
     try:
         re.compile(settings.wait)
     except re.error as exc:
         raise UsageError(None, f"--wait {settings.wait!r} is not a valid regular expression: {exc}") from None
-    trace.prefetch()  # each table read says so on a long run (nsysparse.progress)
-    with progress.phase("analysing"):
-        return _analyse(trace, settings, spill_to)
+    spiller = None if spill_to is None else _Spiller(Path(spill_to), trace, settings)
+    try:
+        # each table read says so on a long run (nsysparse.progress); spilled, the calls go to
+        # their files as soon as they are built, while the rest is read (a window's calls are
+        # only known once the window is cut: they go from there)
+        trace.prefetch(spiller.submit if spiller is not None and settings.window is None else None)
+        with progress.phase("analysing"):
+            return _analyse(trace, settings, spiller)
+    finally:
+        if spiller is not None:  # a failure stops the files being written, and waits for the writer
+            spiller.close()
 
 
-def _analyse(trace: Trace, settings: Settings, spill_to: Path | None = None) -> Report:
+class _Spiller:
+    """Writes the API and OS-runtime calls to their files in ``folder``, on a
+    thread of its own (Parquet encoding releases the GIL) that then holds the
+    only reference to the frame: once written, the analyses read the rows back a
+    window of time at a time (:class:`RowWindows`) and the frame is freed. The
+    OS calls' file is no output: it goes with the folder."""
+
+    CODES = {"api_calls": ("base_name", "name"), "os_calls": ("name",)}
+
+    def __init__(self, folder: Path, trace: Trace, settings: Settings) -> None:
+        self.folder, self.trace, self.settings = folder, trace, settings
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill")
+        self.jobs: dict[str, Future[tuple[Spilled, RowWindows]]] = {}
+        self.cancel = threading.Event()
+        self._lock = threading.Lock()  # the loading threads submit concurrently
+        self._meta: dict[str, str] | None = None
+
+    def submit(self, name: str, df: pd.DataFrame) -> "Future[tuple[Spilled, RowWindows]]":
+        """Table ``name`` to its file, once (a second call gets the first one's job)."""
+        with self._lock:
+            if name not in self.jobs:
+                if self._meta is None:
+                    self._meta = file_metadata(self.trace.identity(), self.settings.to_dict())
+                self.jobs[name] = self.pool.submit(_spill_rows, df, self.folder / f"{name}.parquet", self._meta,
+                                                   self.CODES[name], self.cancel)
+            return self.jobs[name]
+
+    def close(self) -> None:
+        """Stop a file still being written (a refused trace, a failure: nothing reads it
+        then) and wait for the writer."""
+        self.cancel.set()
+        self.pool.shutdown(wait=True)
+
+
+def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) -> Report:
     notes = [f"the trace lacks {what}" for what in trace.lacks()]
     ranges = trace.nvtx_ranges
     path = trace.path
@@ -174,122 +215,133 @@ def _analyse(trace: Trace, settings: Settings, spill_to: Path | None = None) -> 
     if "io_range" in settings.given and not (ranges["text"] == settings.io_range).any():
         raise NothingToAnalyse(path, f"--io-range {settings.io_range!r} matches no NVTX range; {_names_hint(ranges)}")
 
-    # the API calls to their file once every name the user gave has matched (a refused
-    # trace leaves nothing to wait for)
-    api_out: pd.DataFrame | Spilled | Future[Spilled] = api
-    writer = None
-    if spill_to is not None:
-        # the whole table goes to its file on a thread of its own (Parquet encoding
-        # releases the GIL), which holds the only reference to it: once written, the
-        # columns no analysis reads are freed
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill")
-        meta = file_metadata(trace.identity(), settings.to_dict())
-        api_out = writer.submit(spill, api, Path(spill_to) / "api_calls.parquet", meta)
-        writer.shutdown(wait=False)
-        api, os_calls = api[API_ANALYSIS_COLUMNS], os_calls[OS_ANALYSIS_COLUMNS]
+    # spilled, the calls' files are being written already (or from now, for a window) and the
+    # trace gives the tables up: the analyses below read them through RowWindows
+    api_job: Future[tuple[Spilled, RowWindows]] | None = None
+    os_job: Future[tuple[Spilled, RowWindows]] | None = None
+    if spiller is not None:
+        api_job, os_job = spiller.submit("api_calls", api), spiller.submit("os_calls", os_calls)
         trace.release("api_calls", "os_calls")
-    try:
-        # the shared inputs of the analyses, each built once
-        peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
-        syncs = sync_calls(api)
-        compute = compute_intervals(trace.kernels, trace.graph_runs)
-        anyop = any_intervals(compute, trace.memcpy, trace.memset)
-        h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
-        copies = copies_table(trace.memcpy, io)
+    # the shared inputs of the analyses, each built once
+    peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
+    syncs = sync_calls(api)
+    compute = compute_intervals(trace.kernels, trace.graph_runs)
+    # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
+    any_op = len(trace.memcpy) > 0 or len(compute) > 0
+    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), api, any_op)
+    # from here on the calls are read through RowWindows: from their files when spilled
+    api_src: RowWindows | Future[tuple[Spilled, RowWindows]] = api_job or breakdown_api_rows(api)
+    os_src: RowWindows | Future[tuple[Spilled, RowWindows]] = os_job or breakdown_os_rows(os_calls)
+    del api, os_calls
+    anyop = any_intervals(compute, trace.memcpy, trace.memset)
+    h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
+    copies = copies_table(trace.memcpy, io)
 
-        st = step_table(steps, waits, syncs, compute, anyop, h2d)
-        # the projection, then the exclusive breakdown, need only the loaded tables and the
-        # steps: one thread runs them in turn beside the other step analyses (numpy and
-        # pandas release the GIL), from when the step table, whose unions hold the most
-        # memory, is built. One thread, not two: their peaks never meet (two threads held
-        # 150 MB more at 2 GB and were no faster). The breakdown reads its own copy of the steps.
-        gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
-        bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
-        # while the API calls are being written the whole table is held: the projection's
-        # peak waits for the file (2 GB: -300 MB at the peak)
-        projection_job = pool.submit(_after, api_out, nvtx_projection, trace)
-        breakdown_job = pool.submit(breakdown_tables, bd_steps, compute, api, waits, gpu_copies,
-                                    trace.memset, io, os_calls, shown_steps(bd_steps))
-        pool.shutdown(wait=False)
-        step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
-        links = link_bandwidth(copies, peaks)
-        sl = step_links(copies, step_of, links)
-        st = with_step_bytes(st, copies, step_of, sl)
-        st = with_step_kernels(st, compute)
+    st = step_table(steps, waits, syncs, compute, anyop, h2d)
+    # the projection, then the exclusive breakdown, need only the loaded tables and the
+    # steps: one thread runs them in turn beside the other step analyses (numpy and
+    # pandas release the GIL), from when the step table, whose unions hold the most
+    # memory, is built. One thread, not two: their peaks never meet (two threads held
+    # 150 MB more at 2 GB and were no faster). The breakdown reads its own copy of the steps.
+    gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
+    bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
+    # while the API calls are being written the whole table is held: the projection's
+    # peak waits for the file (2 GB: -300 MB at the peak)
+    projection_job = pool.submit(_after, api_job, nvtx_projection, trace)
+    breakdown_job = pool.submit(_breakdown_tables, bd_steps, compute, api_src, waits, gpu_copies,
+                                trace.memset, io, os_src, shown_steps(bd_steps))
+    pool.shutdown(wait=False)
+    step_of = assign_to_steps(st, copies["start_ns"].to_numpy(), copies["pid"].to_numpy())
+    links = link_bandwidth(copies, peaks)
+    sl = step_links(copies, step_of, links)
+    st = with_step_bytes(st, copies, step_of, sl)
+    st = with_step_kernels(st, compute)
 
-        live = st[~st["warmup"]]
-        idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
-        overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
-        layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
-        projection = projection_job.result()
-        first, last = span
-        span_ns = last - first if first is not None and last is not None else 0
+    live = st[~st["warmup"]]
+    idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
+    overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
+    layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
+    projection = projection_job.result()
+    first, last = span
+    span_ns = last - first if first is not None and last is not None else 0
 
-        tables = {
-            "nvtx_ranges": ranges,
-            "marks": trace.marks,
-            "kernels": trace.kernels,
-            "memcpy": trace.memcpy,
-            "memset": trace.memset,
-            "graph_runs": trace.graph_runs,
-            "api_calls": api_out,  # a Future of its Spilled when spilling: resolved below
-            "projection": projection,
-            "steps": st,
-            "step_links": sl,
-            "step_devices": step_devices(compute, anyop, trace.gpus, st),
-            "layers": layers,
-            "links": links,
-            "sync": sync_table(syncs, st, span_ns),
-            "ranges": range_table(ranges, projection),
-            "copies": copies,
-            "sync_calls": syncs,
-            "gpus": trace.gpus,
-            "threads": trace.threads,
-            "gpu_busy": gpu_busy_bins(compute, anyop, st),
-            "kernels_summary": kernel_summary(trace.kernels, st),
-        }
-        # ---- the exclusive breakdown, what held the waits, and the targets from them ----
-        per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), api, syncs)
-        bd, tables["breakdown_segments"], os_names = breakdown_job.result()
-        tables["breakdown"] = bd
-        tables["held_by"] = held_by_table(per_wait)
+    tables = {
+        "nvtx_ranges": ranges,
+        "marks": trace.marks,
+        "kernels": trace.kernels,
+        "memcpy": trace.memcpy,
+        "memset": trace.memset,
+        "graph_runs": trace.graph_runs,
+        "api_calls": trace.api_calls if api_job is None else api_job,  # a Future when spilling: resolved below
+        "projection": projection,
+        "steps": st,
+        "step_links": sl,
+        "step_devices": step_devices(compute, anyop, trace.gpus, st),
+        "layers": layers,
+        "links": links,
+        "sync": sync_table(syncs, st, span_ns),
+        "ranges": range_table(ranges, projection),
+        "copies": copies,
+        "sync_calls": syncs,
+        "gpus": trace.gpus,
+        "threads": trace.threads,
+        "gpu_busy": gpu_busy_bins(compute, anyop, st),
+        "kernels_summary": kernel_summary(trace.kernels, st),
+    }
+    # ---- the exclusive breakdown, what held the waits, and the targets from them ----
+    per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), _rows(api_src), syncs)
+    bd, tables["breakdown_segments"], os_names = breakdown_job.result()
+    tables["breakdown"] = bd
+    tables["held_by"] = held_by_table(per_wait)
 
-        # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
-        any_op = len(trace.memcpy) > 0 or len(compute) > 0
-        missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), api, any_op)
-        if "kernels" in missing:
-            notes.append(("kernels were launched but the trace has no kernel records" if any_op else
-                          "the trace records no kernel and no copy") +
-                         ": GPU idle is unknown (profile with `-t cuda` and keep CUDA kernel tracing on)")
-            for t in (st, tables["step_devices"]):
-                t["gpu_idle_ratio"] = np.nan
-                t["gpu_busy_kernel_ns"] = pd.array([pd.NA] * len(t), dtype="Int64")
-        if "copies" in missing:
-            notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
-                         "overlap and the I/O floor are unknown (profile with `-t cuda`)")
-        notes[:0] = [n for n in trace.notes if n not in notes]  # what the loader dropped or derived
-        summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
-        summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
-        summary["overlapping_targets"] = summary.pop("targets_overlapping")
-        unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
-                   "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}
-        for what in missing:
-            for key in unknown[what]:
-                summary[key] = None
-        summary["unrecorded"] = sorted(missing)
-        check_summary(summary, path)
-        if first_step:  # steps keep the numbers they have in the whole trace (after every analysis that joins on them)
-            for t in tables.values():
-                if isinstance(t, pd.DataFrame) and "step" in t.columns:
-                    t["step"] = t["step"] + first_step
-        if writer is not None:
-            tables["api_calls"] = tables["api_calls"].result()
-        return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
+    if "kernels" in missing:
+        notes.append(("kernels were launched but the trace has no kernel records" if any_op else
+                      "the trace records no kernel and no copy") +
+                     ": GPU idle is unknown (profile with `-t cuda` and keep CUDA kernel tracing on)")
+        for t in (st, tables["step_devices"]):
+            t["gpu_idle_ratio"] = np.nan
+            t["gpu_busy_kernel_ns"] = pd.array([pd.NA] * len(t), dtype="Int64")
+    if "copies" in missing:
+        notes.append("memory copies were called but the trace has no copy records: link bandwidth, "
+                     "overlap and the I/O floor are unknown (profile with `-t cuda`)")
+    notes[:0] = [n for n in trace.notes if n not in notes]  # what the loader dropped or derived
+    summary = _summary(trace, settings, st, live, links, sl, overlap, idle_other, notes)
+    summary.update(_breakdown_summary(st, live, bd, tables["held_by"], os_names, copies, step_of, peaks))
+    summary["overlapping_targets"] = summary.pop("targets_overlapping")
+    unknown = {"kernels": ("gpu_idle_ratio", "gpu_busy_any_ratio", "overlap_h2d_compute"),
+               "copies": ("gpu_busy_any_ratio", "overlap_h2d_compute", "io_floor_share")}
+    for what in missing:
+        for key in unknown[what]:
+            summary[key] = None
+    summary["unrecorded"] = sorted(missing)
+    check_summary(summary, path)
+    if first_step:  # steps keep the numbers they have in the whole trace (after every analysis that joins on them)
+        for t in tables.values():
+            if isinstance(t, pd.DataFrame) and "step" in t.columns:
+                t["step"] = t["step"] + first_step
+    if api_job is not None:
+        tables["api_calls"] = api_job.result()[0]
+    return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
 
-    finally:
-        if writer is not None:  # a failure waits for the file it was writing
-            writer.shutdown(wait=True)
+
+def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], codes: tuple[str, ...],
+                cancel: threading.Event | None = None) -> tuple[Spilled, RowWindows]:
+    """``df`` to its file, and the :class:`RowWindows` that read its rows back from it."""
+    spilled = spill(df, path, meta, cancel)
+    return spilled, RowWindows(df, codes, path)
+
+
+def _rows(src: RowWindows | Future[tuple[Spilled, RowWindows]]) -> RowWindows:
+    """The RowWindows of a table, once its file is written when it is being spilled."""
+    return src.result()[1] if isinstance(src, Future) else src
+
+
+def _breakdown_tables(steps: pd.DataFrame, compute: pd.DataFrame, api: Any, waits: pd.DataFrame,
+                      copies: pd.DataFrame, memsets: pd.DataFrame, disk: pd.DataFrame, os_calls: Any,
+                      shown: list[int]) -> Any:
+    """:func:`breakdown_tables` once the calls' files are written (when spilled)."""
+    return breakdown_tables(steps, compute, _rows(api), waits, copies, memsets, disk, _rows(os_calls), shown)
 
 
 def _after(job: object, fn: Callable[..., Any], *args: Any) -> Any:

@@ -13,6 +13,7 @@ file into the folder rather than writing it again.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,11 @@ class Spilled:
         return df.astype(self.dtypes)
 
 
-def spill(df: pd.DataFrame, path: Path, meta: dict[str, str]) -> Spilled:
+def spill(df: pd.DataFrame, path: Path, meta: dict[str, str], cancel: threading.Event | None = None) -> Spilled:
     """Write ``df`` to ``path`` as the report folder would (``meta``: the file's
-    provenance) and return the handle that reads it back."""
-    write_parquet(df, path, meta)
+    provenance) and return the handle that reads it back; ``cancel`` set stops
+    the write between slices (:class:`nsysparse.parquet.Cancelled`)."""
+    write_parquet(df, path, meta, cancel=cancel)
     return Spilled(Path(path), len(df), dict(df.dtypes.items()))
 
 

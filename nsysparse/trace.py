@@ -16,6 +16,7 @@ import hashlib
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -221,17 +222,28 @@ class Trace:
         tables: a report reads them anyway, and a second SQL scan would cost as much)."""
         return activity_span(self)
 
-    def prefetch(self) -> "Trace":
+    def prefetch(self, on_built: Callable[[str, pd.DataFrame], None] | None = None) -> "Trace":
         """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
         runtime calls and the raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
-        conversion release the GIL), then join the ops to their launching calls."""
+        conversion release the GIL), then join the ops to their launching calls.
+        ``on_built(name, frame)`` is called, on the loading thread, as soon as the API
+        calls (``"api_calls"``) and the OS calls (``"os_calls"``) are built (the
+        report starts writing them to their files then, while the rest is read)."""
         # a table built already (a second prefetch, or one read before) is not read again
         gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key) and d.key not in self.__dict__]
+
+        def built(name: str) -> pd.DataFrame:
+            fresh = name not in self.__dict__
+            df = getattr(self, name)
+            if fresh and on_built is not None:
+                on_built(name, df)
+            return df
+
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
-            api = pool.submit(lambda: self.api_calls)
+            api = pool.submit(built, "api_calls")
             jobs = [pool.submit(lambda: self.nvtx_ranges), api,
-                    pool.submit(lambda: self.os_calls)]  # the breakdown reads them: 10 s at 2 GB read alone
+                    pool.submit(built, "os_calls")]  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
             for key, job in raw.items():
                 self._raw[key] = job.result()
