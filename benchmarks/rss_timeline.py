@@ -93,7 +93,7 @@ def main() -> None:
     try:
         trace = open_trace(args.trace)
         spiller = R._Spiller(work, trace, R.Settings())  # the calls to their files as they are built
-        trace.prefetch(spiller.submit)
+        trace.prefetch(spiller.take)
         mark("read (prefetch)")
         try:
             report = R._analyse(trace, R.Settings(), spiller)

@@ -40,7 +40,7 @@ from .metrics import evaluate
 from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
-from .steps import (assign_to_steps, find_steps, shown_steps, step_table, whole_span_step, with_step_bytes,
+from .steps import (assign_to_steps, cuda_thread, find_steps, shown_steps, step_table, whole_span_step, with_step_bytes,
                     with_step_kernels)
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
@@ -129,7 +129,7 @@ def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path |
         # each table read says so on a long run (nsysparse.progress); spilled, the calls go to
         # their files as soon as they are built, while the rest is read (a window's calls are
         # only known once the window is cut: they go from there)
-        trace.prefetch(spiller.submit if spiller is not None and settings.window is None else None)
+        trace.prefetch(spiller.take if spiller is not None and settings.window is None else None)
         with progress.phase("analysing"):
             return _analyse(trace, settings, spiller)
     finally:
@@ -153,6 +153,20 @@ class _Spiller:
         self.cancel = threading.Event()
         self._lock = threading.Lock()  # the loading threads submit concurrently
         self._meta: dict[str, str] | None = None
+        self.facts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def take(self, name: str, df: pd.DataFrame) -> bool:
+        """:meth:`Trace.prefetch`'s ``on_built``: the table to its file from now, and
+        what the report reads of the API calls besides their rows (:func:`call_facts`)
+        taken now; True: the trace may let the table go once it has no more use for it."""
+        if name == "api_calls":
+            self.facts[name] = call_facts(df)
+        self.submit(name, df)
+        return True
+
+    def job(self, name: str, trace: Trace) -> "Future[tuple[Spilled, RowWindows]]":
+        """The job writing table ``name``: the one started as it was built, or one started now."""
+        return self.jobs[name] if name in self.jobs else self.submit(name, getattr(trace, name))
 
     def submit(self, name: str, df: pd.DataFrame) -> "Future[tuple[Spilled, RowWindows]]":
         """Table ``name`` to its file, once (a second call gets the first one's job)."""
@@ -185,12 +199,14 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
         notes.append(f"{settings.window}: only what starts between {lo / 1e9:.6f} s and {hi / 1e9:.6f} s "
                      f"of the capture is analysed")
     span = trace.activity_span  # from the API calls among others: before the trace gives them up
-    api, os_calls = trace.api_calls, trace.os_calls
+    # what the report reads of the API calls besides their rows (spilled: taken as they were built)
+    facts = spiller.facts.get("api_calls") if spiller is not None and settings.window is None else None
+    syncs, called = facts or call_facts(trace.api_calls)
     steps = find_steps(ranges, settings.step, warmup)
     if steps.empty:
         if "step" in settings.given:
             raise NothingToAnalyse(path, f"--step {settings.step!r} matches no NVTX range; {_names_hint(ranges)}")
-        steps = whole_span_step(span, api)
+        steps = whole_span_step(span, called)
         notes.append(f"no {settings.step!r} range: the whole profiled span is one step, "
                      f"on thread {int(steps['tid'].iloc[0])} of process {int(steps['pid'].iloc[0])} "
                      "(the one that makes the most CUDA calls)")
@@ -218,21 +234,20 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     # spilled, the calls' files are being written already (or from now, for a window) and the
     # trace gives the tables up: the analyses below read them through RowWindows
     api_job: Future[tuple[Spilled, RowWindows]] | None = None
-    os_job: Future[tuple[Spilled, RowWindows]] | None = None
+    api_src: RowWindows | Future[tuple[Spilled, RowWindows]]
+    os_src: RowWindows | Future[tuple[Spilled, RowWindows]]
     if spiller is not None:
-        api_job, os_job = spiller.submit("api_calls", api), spiller.submit("os_calls", os_calls)
+        api_src = api_job = spiller.job("api_calls", trace)
+        os_src = spiller.job("os_calls", trace)
         trace.release("api_calls", "os_calls")
+    else:
+        api_src, os_src = breakdown_api_rows(trace.api_calls), breakdown_os_rows(trace.os_calls)
     # the shared inputs of the analyses, each built once
     peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
-    syncs = sync_calls(api)
     compute = compute_intervals(trace.kernels, trace.graph_runs)
     # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
     any_op = len(trace.memcpy) > 0 or len(compute) > 0
-    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), api, any_op)
-    # from here on the calls are read through RowWindows: from their files when spilled
-    api_src: RowWindows | Future[tuple[Spilled, RowWindows]] = api_job or breakdown_api_rows(api)
-    os_src: RowWindows | Future[tuple[Spilled, RowWindows]] = os_job or breakdown_os_rows(os_calls)
-    del api, os_calls
+    missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), called, any_op)
     anyop = any_intervals(compute, trace.memcpy, trace.memset)
     h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
     copies = copies_table(trace.memcpy, io)
@@ -323,6 +338,24 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     if api_job is not None:
         tables["api_calls"] = api_job.result()[0]
     return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
+
+
+def call_facts(api: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the report reads of the API calls besides their rows: the
+    synchronising calls (:func:`sync_calls`), and a frame that stands in for the
+    calls where only the names called and the thread making the most calls
+    count (:func:`unrecorded`, :func:`whole_span_step`): one row per base name
+    called (a null one included), all on that thread (``cuda_thread``)."""
+    syncs = sync_calls(api)
+    if api.empty:
+        return syncs, api.iloc[0:0][["pid", "tid", "base_name"]]
+    pid, tid = cuda_thread(api)
+    base = pd.Categorical(api["base_name"])
+    codes = np.asarray(base.codes)
+    seen = np.flatnonzero(np.bincount(codes + 1, minlength=len(base.categories) + 1)) - 1  # -1: a null name
+    names = pd.Categorical.from_codes(seen, dtype=base.dtype)
+    return syncs, pd.DataFrame({"pid": np.full(seen.size, pid, np.int64), "tid": np.full(seen.size, tid, np.int64),
+                                "base_name": names})
 
 
 def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], codes: tuple[str, ...],

@@ -228,15 +228,23 @@ class Trace:
         conversion release the GIL), then join the ops to their launching calls.
         ``on_built(name, frame)`` is called, on the loading thread, as soon as the API
         calls (``"api_calls"``) and the OS calls (``"os_calls"``) are built (the
-        report starts writing them to their files then, while the rest is read)."""
+        report starts writing them to their files then, while the rest is read);
+        when it returns True, the trace lets the table go once the GPU ops are
+        joined to their calls (the OS calls at once), as :meth:`release` does.
+        Either way :attr:`activity_span` is known on return."""
         # a table built already (a second prefetch, or one read before) is not read again
         gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key) and d.key not in self.__dict__]
+
+        taken: list[str] = []
 
         def built(name: str) -> pd.DataFrame:
             fresh = name not in self.__dict__
             df = getattr(self, name)
-            if fresh and on_built is not None:
-                on_built(name, df)
+            if fresh and on_built is not None and on_built(name, df):
+                if name == "api_calls":
+                    taken.append(name)  # the GPU ops' join reads it, then it goes
+                else:
+                    self.release(name)
             return df
 
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
@@ -256,6 +264,8 @@ class Trace:
                 job.result()
         # every GPU-op table is built: the launch index (two int64 per API call) is not needed
         self.__dict__.pop("_ops", None)
+        self.activity_span  # from the API calls among others: before they go
+        self.release(*taken)
         return self
 
     def release(self, *names: str) -> None:

@@ -37,17 +37,27 @@ def test_every_table_and_the_summary_equal_the_recorded_ones(name: str, traces: 
 
 
 @pytest.mark.parametrize("name", sorted(DIGESTS))
-def test_a_spilled_report_equals_the_recorded_one(name: str, traces: dict[str, Path], tmp_path: Path) -> None:
-    """The CLI's way: the API calls to their file as soon as read, the analyses on
-    the columns they use; every table (the spilled one read back), the summary
-    and the notes are the recorded ones."""
+def test_a_spilled_report_equals_the_recorded_one(name: str, traces: dict[str, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's way: the API and OS calls to their files as soon as they are built,
+    the breakdown and what-held-the-wait reading them back; every table (the
+    spilled one read back), the summary and the notes are the recorded ones, and
+    each table of calls was built once (given up, never read again)."""
     if "error" in DIGESTS[name]:
         pytest.skip("a trace nsysparse refuses")
+    from nsysparse import cuda
+
+    built: list[str] = []
+    for table in ("api_calls", "os_calls"):
+        real = getattr(cuda, table)
+        monkeypatch.setattr(cuda, table, lambda *a, _real=real, _name=table, **k: built.append(_name) or _real(*a, **k))
     with nsysparse.open_trace(traces[name]) as t:
         report = build_report(t, spill_to=tmp_path)
+        assert sorted(built) == ["api_calls", "os_calls"]
         assert report.tables.spilled("api_calls") is not None
         assert "api_calls" not in t.__dict__ and "os_calls" not in t.__dict__  # given up
         got = report_digest(report)
+        assert sorted(built) == ["api_calls", "os_calls"]
         # a trace that gave its API calls up reads them again when asked: the whole table
         from tests.scale_digest import table_digest
         assert table_digest(t.api_calls) == DIGESTS[name]["api_calls"]
@@ -135,3 +145,24 @@ def test_a_spilled_window_equals_the_window_held_in_memory(traces: dict[str, Pat
         got = report_digest(report)
     assert report.tables.rows("api_calls") < len(nsysparse.open_trace(traces["offload_disk"]).api_calls)
     assert got == want
+
+
+def test_a_refused_trace_stops_the_files_being_written(traces: dict[str, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --step that matches nothing is refused after the calls' files were started:
+    the writer is stopped between slices and waited for, and leaves no thread."""
+    import threading
+
+    from nsysparse.errors import NothingToAnalyse
+    from nsysparse.report import Settings
+
+    monkeypatch.setattr(parquet, "CHUNK_ROWS", 7)  # many slices: the stop lands between two
+    settings = Settings(step="no such step", given=frozenset({"step"}))
+    with nsysparse.open_trace(traces["offload_disk"]) as t, pytest.raises(NothingToAnalyse):
+        build_report(t, settings, spill_to=tmp_path)
+    assert not [th for th in threading.enumerate() if th.name.startswith("nsysparse-spill")]
+    with pytest.raises(parquet.Cancelled):
+        cancel = threading.Event()
+        cancel.set()
+        parquet.write_parquet(nsysparse.open_trace(traces["offload_disk"]).marks, tmp_path / "m.parquet", {},
+                              cancel=cancel)
