@@ -25,6 +25,15 @@ def decode(rd: Reader, codes: pd.Series, enum: S.Table, what: str) -> np.ndarray
     return codes.map(mapping).fillna(S.UNKNOWN_LABEL).to_numpy(dtype=object)
 
 
+def int64(col: pd.Series, fill: int | None = None) -> np.ndarray:
+    """A raw integer column as int64: the reader's own array when it is int64 already
+    (no copy: the built table takes it over and the raw frame's goes), else
+    converted, nulls as ``fill``."""
+    if col.dtype == np.int64:
+        return col.to_numpy(copy=False)
+    return (col if fill is None else col.fillna(fill)).astype("int64").to_numpy()
+
+
 def api_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
     """CUDA runtime and driver API calls (columns: Trace.api_calls)."""
     df = rd.read(S.RUNTIME)
@@ -39,11 +48,11 @@ def api_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
         {
             "name": names,
             "base_name": base,
-            "start_ns": df["start"].astype("int64").to_numpy(),
-            "end_ns": df["end"].astype("int64").to_numpy(),
+            "start_ns": int64(df["start"]),
+            "end_ns": int64(df["end"]),
             "pid": S.pid_of(gt),
             "tid": S.tid_of(gt),
-            "correlation_id": df["correlationId"].fillna(-1).astype("int64").to_numpy(),
+            "correlation_id": int64(df["correlationId"], fill=-1),
             "return_value": pd.array(df["returnValue"].astype("Int64"), dtype="Int64"),
         },
         copy=False,  # each column its own array: no 2-D copy of 15M rows
@@ -100,12 +109,12 @@ class Ops:
         (correlationId, pid): correlation ids repeat across processes."""
         base = pd.DataFrame(
             {
-                "start_ns": raw["start"].astype("int64").to_numpy(),
-                "end_ns": raw["end"].astype("int64").to_numpy(),
-                "device": raw["deviceId"].astype("int64").to_numpy(),
-                "stream": raw["streamId"].astype("int64").to_numpy(),
+                "start_ns": int64(raw["start"]),
+                "end_ns": int64(raw["end"]),
+                "device": int64(raw["deviceId"]),
+                "stream": int64(raw["streamId"]),
                 "pid": self.pids(decl, raw),
-                "correlation_id": raw["correlationId"].fillna(-1).astype("int64").to_numpy(),
+                "correlation_id": int64(raw["correlationId"], fill=-1),
             },
             copy=False,
         )
@@ -121,7 +130,9 @@ class Ops:
         cat = self.api["name"].array  # categorical: gather its codes, share its names
         base["api"] = pd.Categorical.from_codes(recode(row, np.asarray(cat.codes)), dtype=cat.dtype)
         for col, src in (("launch_tid", "tid"), ("api_start_ns", "start_ns"), ("api_end_ns", "end_ns")):
-            base[col] = pd.Series(self.api[src].to_numpy()[take], dtype="Int64").where(found).array
+            # the gathered values with a null where no call was found: one array, no copies of it
+            values = self.api[src].to_numpy(np.int64)[take]
+            base[col] = pd.arrays.IntegerArray(np.where(found, values, 0) if not found.all() else values, ~found)
         return base
 
     def build(self, decl: S.Table, raw: pd.DataFrame | None) -> pd.DataFrame:
@@ -134,7 +145,7 @@ class Ops:
             base["short_name"] = categorical(self.strings, raw["shortName"])
             base["graph_node_id"] = raw["graphNodeId"].astype("Int64").array
         elif decl is S.MEMCPY:
-            base["bytes"] = raw["bytes"].astype("int64").to_numpy()
+            base["bytes"] = int64(raw["bytes"])
             base["copy_kind"] = decode(self.rd, raw["copyKind"], S.ENUM_MEMCPY, "copy kinds")
             base["src_kind"] = decode(self.rd, raw["srcKind"], S.ENUM_MEMKIND, "memory kinds")
             base["dst_kind"] = decode(self.rd, raw["dstKind"], S.ENUM_MEMKIND, "memory kinds")
@@ -149,10 +160,10 @@ class Ops:
             base["src_device"] = src.astype("Int64").array
             base["dst_device"] = dst.astype("Int64").array
         elif decl is S.MEMSET:
-            base["bytes"] = raw["bytes"].astype("int64").to_numpy()
+            base["bytes"] = int64(raw["bytes"])
         elif decl is S.GRAPH:
-            base["graph_id"] = raw["graphId"].astype("int64").to_numpy()
-            base["graph_exec_id"] = raw["graphExecId"].astype("int64").to_numpy()
+            base["graph_id"] = int64(raw["graphId"])
+            base["graph_exec_id"] = int64(raw["graphExecId"])
         return S.conform(S.sorted_by_start(base), decl.out)
 
 

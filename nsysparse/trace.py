@@ -237,7 +237,11 @@ class Trace:
 
         taken: list[str] = []
 
-        def built(name: str) -> pd.DataFrame:
+        def build(*names: str) -> None:  # no result: a job's result would hold its tables as long as the job
+            for name in names:
+                getattr(self, name)
+
+        def built(name: str) -> None:
             fresh = name not in self.__dict__
             df = getattr(self, name)
             if fresh and on_built is not None and on_built(name, df):
@@ -245,21 +249,20 @@ class Trace:
                     taken.append(name)  # the GPU ops' join reads it, then it goes
                 else:
                     self.release(name)
-            return df
 
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
             api = pool.submit(built, "api_calls")
-            jobs = [pool.submit(lambda: self.nvtx_ranges), api,
+            jobs = [pool.submit(build, "nvtx_ranges"), api,
                     pool.submit(built, "os_calls")]  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
-            for key, job in raw.items():
-                self._raw[key] = job.result()
+            for key in list(raw):  # the job goes with its rows: each raw table is freed once built
+                self._raw[key] = raw.pop(key).result()
             # the ops are joined to the API calls once those are built: cached_property has no
             # lock since Python 3.12, and a second thread asking first would read them again
             # (2 GB on 16 cores: 8 s and 1 GB more)
             api.result()
-            jobs.append(pool.submit(lambda: (self.kernels, self.memcpy, self.memset, self.graph_runs)))
+            jobs.append(pool.submit(build, "kernels", "memcpy", "memset", "graph_runs"))
             for job in jobs:
                 job.result()
         # every GPU-op table is built: the launch index (two int64 per API call) is not needed
