@@ -209,6 +209,8 @@ def _sweep(
                 dread.cut(a, b, pid),                               # 12 disk read
             ]
             yield _slice_segments(ss, se, st["step"].to_numpy(), local, a, b, pid, tid), osc
+    api.forget()  # the row groups a file-backed sweep read
+    osr.forget()
 
 
 BLOCK = 4096  # rows per block of a source's running maximum of ends
@@ -287,7 +289,7 @@ class _Rows:
         return self.rows.rows_in(a, b)
 
     def window(self, a: int, b: int) -> "_Window":
-        w = self.rows.window(a, b)
+        w = self.rows.window(a, b, (self.code,) if self.code else ())
         # without the column (a frame that lacks it): code -1, a null name
         code = w[self.code] if self.code else np.full(w["s"].size, -1, np.int32)
         cols = {"s": w["s"], "e": w["e"], "pid": w["pid"], "tid": w["tid"], "code": code}
@@ -302,7 +304,7 @@ def _class_codes(copies: pd.DataFrame) -> npt.NDArray[np.int8]:
     return pd.Index(list(COPY_CLASSES.values()), dtype=object).get_indexer(cls).astype(np.int8)
 
 
-SLICE_BOUNDS = 1 << 21  # set boundaries per slice of a thread's steps: bounds the sweep's memory
+SLICE_BOUNDS = 1 << 20  # set boundaries per slice of a thread's steps: bounds the sweep's memory (~110 MB)
 
 
 def _slices(ss: I64, hi: int, n_bounds: int) -> list[tuple[int, int]]:

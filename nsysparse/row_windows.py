@@ -17,6 +17,7 @@ rows in the same (row) order, so every answer is the same either way.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ INDEX_ROWS = 1 << 20  # rows indexed at a time (bounds the index's transient mem
 
 # what a window holds: column -> the frame's column (codes: a categorical column's codes)
 TIMES = {"s": "start_ns", "e": "end_ns", "pid": "pid", "tid": "tid"}
+_KEY = {c: k for k, c in TIMES.items()}
 
 
 class RowWindows:
@@ -69,6 +71,7 @@ class RowWindows:
         self._frame = None if path is not None else {"row": None, **self._columns_of(df, slice(None))}
         self._file: pq.ParquetFile | None = None
         self._groups: dict[int, dict[str, np.ndarray]] = {}  # row groups read, by index
+        self._lock = threading.Lock()
 
     def _columns_of(self, df: pd.DataFrame, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
         cols = {k: df[c].to_numpy()[rows] for k, c in TIMES.items()}
@@ -93,11 +96,13 @@ class RowWindows:
     def _long_in(self, a: int, b: int) -> np.ndarray:
         return (self.long["s"] < b) & (self.long["e"] > a)
 
-    def window(self, a: int, b: int) -> dict[str, np.ndarray]:
+    def window(self, a: int, b: int, codes: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """Every row that overlaps ``[a, b)``, in row order, with some that do not
-        (short rows of the run that end by ``a`` or start from ``b``)."""
+        (short rows of the run that end by ``a`` or start from ``b``); of the
+        categorical columns, ``codes`` (all of them when None)."""
+        codes = self.codes if codes is None else codes
         i0, i1 = self.run(a, b)
-        part = self._read(i0, i1)
+        part = self._read(i0, i1, codes)
         # the long rows of the run stand aside; those that overlap the window come back
         j0, j1 = np.searchsorted(self.long["row"], [i0, i1])
         if j1 > j0:
@@ -111,14 +116,18 @@ class RowWindows:
         order = np.argsort(both["row"], kind="stable")
         return {k: v[order] for k, v in both.items()}
 
-    def _read(self, i0: int, i1: int) -> dict[str, np.ndarray]:
-        """Rows ``[i0, i1)``: every column, with ``row``."""
+    def _read(self, i0: int, i1: int, codes: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Rows ``[i0, i1)``: the times, ``codes`` and ``row``."""
+        with self._lock:  # one reader of the file and its row groups at a time
+            return self._read_locked(i0, i1, codes)
+
+    def _read_locked(self, i0: int, i1: int, codes: tuple[str, ...]) -> dict[str, np.ndarray]:
         if self._frame is not None:
-            out = {k: v[i0:i1] for k, v in self._frame.items() if k != "row"}
+            out = {k: self._frame[k][i0:i1] for k in (*TIMES, *codes)}
             out["row"] = np.arange(i0, i1, dtype=np.int64)
             return out
         if i1 <= i0:
-            return self._empty()
+            return {k: v for k, v in self._empty().items() if k in (*TIMES, "row", *codes)}
         f = self._open()
         starts = self._group_starts
         g0 = int(np.searchsorted(starts, i0, side="right")) - 1
@@ -127,11 +136,12 @@ class RowWindows:
             del self._groups[g]
         parts = []
         for g in range(g0, g1):
-            if g not in self._groups:
-                self._groups[g] = self._decode(f.read_row_group(g, columns=[*TIMES.values(), *self.codes]))
-            cols = self._groups[g]
+            cols = self._groups.setdefault(g, {})
+            missing = [c for c in (*TIMES.values(), *codes) if (c if c in self.codes else _KEY[c]) not in cols]
+            if missing:  # each column of a row group decoded once, when first asked for
+                cols.update(self._decode(f.read_row_group(g, columns=missing)))
             lo, hi = max(i0, int(starts[g])) - int(starts[g]), min(i1, int(starts[g + 1])) - int(starts[g])
-            parts.append({k: v[lo:hi] for k, v in cols.items()})
+            parts.append({k: cols[k][lo:hi] for k in (*TIMES, *codes)})
         out = {k: np.concatenate([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in parts[0]}
         out["row"] = np.arange(i0, i1, dtype=np.int64)
         return out
@@ -145,10 +155,18 @@ class RowWindows:
         return self._file
 
     def _decode(self, t: pa.Table) -> dict[str, np.ndarray]:
-        out = {k: t.column(c).to_numpy() for k, c in TIMES.items()}
+        """A row group's columns as a window holds them (times by their short keys)."""
+        out = {k: t.column(c).to_numpy() for k, c in TIMES.items() if c in t.column_names}
         for c in self.codes:
-            out[c] = self._codes(c, t.column(c))
+            if c in t.column_names:
+                out[c] = self._codes(c, t.column(c))
         return out
+
+    def forget(self) -> None:
+        """Drop the row groups read (a sweep is done with them)."""
+        with self._lock:
+            self._groups.clear()
+        pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages otherwise
 
     def _codes(self, name: str, col: pa.ChunkedArray) -> np.ndarray:
         """A dictionary column's values as codes against ``categories[name]`` (-1: null)."""
@@ -169,8 +187,23 @@ class RowWindows:
 
     # ---- every row ---------------------------------------------------------------------
 
-    def chunks(self) -> Iterator[dict[str, np.ndarray]]:
-        """Every row, a stretch at a time (a row group of the file), in row order."""
-        step = INDEX_ROWS
-        for lo in range(0, self.n, step):
-            yield self._read(lo, min(self.n, lo + step))
+    def chunks(self, columns: tuple[str, ...] = ("s", "e", "pid", "tid")) -> Iterator[dict[str, np.ndarray]]:
+        """Every row, a stretch at a time (a row group of the file), in row order:
+        ``columns`` (of ``s``, ``e``, ``pid``, ``tid``), ``row`` and the codes.
+        Safe beside :meth:`window` on another thread: a file of its own, no cache."""
+        if self._frame is not None:
+            for lo in range(0, self.n, INDEX_ROWS):
+                hi = min(self.n, lo + INDEX_ROWS)
+                yield {**{k: self._frame[k][lo:hi] for k in (*columns, *self.codes)},
+                       "row": np.arange(lo, hi, dtype=np.int64)}
+            return
+        assert self.path is not None
+        f = pq.ParquetFile(self.path, read_dictionary=list(self.codes))
+        at = 0
+        for g in range(f.metadata.num_row_groups):
+            t = f.read_row_group(g, columns=[*(TIMES[c] for c in columns), *self.codes])
+            out = {c: t.column(TIMES[c]).to_numpy() for c in columns}
+            out.update({c: self._codes(c, t.column(c)) for c in self.codes})
+            out["row"] = np.arange(at, at + t.num_rows, dtype=np.int64)
+            at += t.num_rows
+            yield out

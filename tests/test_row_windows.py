@@ -56,9 +56,15 @@ def test_windows_hold_every_overlapping_row_in_order(tmp_path, tiny_blocks, seed
             np.testing.assert_array_equal(w["name"], codes[w["row"]])
         for k in wm:
             np.testing.assert_array_equal(wm[k], wd[k])
-    for m, d in zip(mem.chunks(), disk.chunks()):
-        for k in m:
-            np.testing.assert_array_equal(m[k], d[k])
+    # every row once, in order, from memory and from the file alike (in stretches of their own)
+    for cols in [("s", "e", "pid", "tid"), ("e", "tid")]:
+        whole = [{k: np.concatenate([c[k] for c in rows.chunks(cols)]) for k in (*cols, "row", "name")}
+                 for rows in (mem, disk)]
+        np.testing.assert_array_equal(whole[0]["row"], np.arange(len(df)))
+        for k in whole[0]:
+            np.testing.assert_array_equal(whole[0][k], whole[1][k])
+        np.testing.assert_array_equal(whole[1]["e"], e)
+        np.testing.assert_array_equal(whole[1]["name"], codes)
 
 
 def test_a_window_reads_a_few_blocks_not_the_table(tiny_blocks) -> None:
