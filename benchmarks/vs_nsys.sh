@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/vs_nsys.sh [K] [REPS]      # K copies of offload_disk (default 1050: 1.04 GB)
 #   SRC=tests/data/runs/deepseek_disk_stream.sqlite bash benchmarks/vs_nsys.sh 700 2   # the 2 GB curve point
+#   SKIP=py_floor,c_floor SRC=... bash benchmarks/vs_nsys.sh 1750 1                     # 5 GB within 10 minutes
 #
 # Needs, carried with the working tree: .device-libs (nsys-env.sh sets $NSYS) and, when the
 # machine's python3 lacks pandas/pyarrow, .whl/device-site.tar.xz (bash benchmarks/device_site.sh).
@@ -30,7 +31,7 @@ cp "$W/trace.sqlite" "$W/trace_nsys.sqlite"   # nsys stats gets its own copy: it
 
 REPORTS=nvtx_sum,nvtx_gpu_proj_trace,cuda_gpu_mem_size_sum,cuda_gpu_mem_time_sum,cuda_api_sum,cuda_gpu_kern_sum
 RESULT=${OUT:-.}/vs_nsys.json
-K=$K SRC=$SRC REPS=$REPS W=$W REPORTS=$REPORTS RESULT=$RESULT python3 - <<'PY'
+K=$K SRC=$SRC REPS=$REPS W=$W REPORTS=$REPORTS RESULT=$RESULT SKIP=${SKIP:-} python3 - <<'PY'
 import json, os, shutil, subprocess, sys
 sys.path.insert(0, "benchmarks")
 import bench  # timed(): wall s and peak RSS of one child, under /usr/bin/time when there is one
@@ -63,6 +64,8 @@ except ImportError:
     pass
 if shutil.which("sqlite3") is None:
     del cmds["c_floor"]
+for name in filter(None, os.environ.get("SKIP", "").split(",")):  # commands left out (a long trace's time)
+    cmds.pop(name, None)
 res = {"k": int(os.environ["K"]), "source": os.environ["SRC"], "size_mb": round(os.path.getsize(trace) / 1e6, 1), "cores": os.cpu_count(),
        "nsys": subprocess.run([nsys, "--version"], capture_output=True, text=True).stdout.strip(),
        "machine": bench.machine()}
@@ -77,6 +80,8 @@ for name, cmd in cmds.items():
     ok = [r for r in runs if r["rc"] == 0]
     res[name] = min(ok, key=lambda r: r["wall_s"]) if ok else runs[-1]
     res[name]["walls"] = [r["wall_s"] for r in runs]
+    with open(os.environ["RESULT"], "w") as fh:  # what is measured so far, should the run be cut short
+        json.dump(res, fh, indent=2)
 ns = res["nsys_stats"].get("wall_s") if res["nsys_stats"].get("rc") == 0 else None
 for name in ("nsysparse_no_charts", "nsysparse_report"):
     if ns and name in res and res[name].get("rc") == 0:
