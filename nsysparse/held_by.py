@@ -179,7 +179,7 @@ def _call_candidates(calls: RowWindows, pid: int, tid: int) -> tuple[np.ndarray,
     their sorted ends, names (object) and threads. Read a stretch of rows at a
     time (from the calls' file, in a spilled report): only the candidates are held."""
     ends, codes, tids = [], [], []
-    for part in calls.chunks(("e", "pid", "tid")):
+    for part in calls.chunks(("e", "pid", "tid"), tuple(c for c in ("name",) if c in calls.codes)):
         mine = (part["pid"] == pid) & (part["tid"] != tid)
         ends.append(part["e"][mine])
         codes.append(part["name"][mine] if "name" in part else np.full(int(mine.sum()), -1, np.int32))

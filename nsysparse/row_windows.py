@@ -187,23 +187,26 @@ class RowWindows:
 
     # ---- every row ---------------------------------------------------------------------
 
-    def chunks(self, columns: tuple[str, ...] = ("s", "e", "pid", "tid")) -> Iterator[dict[str, np.ndarray]]:
+    def chunks(self, columns: tuple[str, ...] = ("s", "e", "pid", "tid"),
+               codes: tuple[str, ...] | None = None) -> Iterator[dict[str, np.ndarray]]:
         """Every row, a stretch at a time (a row group of the file), in row order:
-        ``columns`` (of ``s``, ``e``, ``pid``, ``tid``), ``row`` and the codes.
-        Safe beside :meth:`window` on another thread: a file of its own, no cache."""
+        ``columns`` (of ``s``, ``e``, ``pid``, ``tid``), ``row`` and ``codes`` (all
+        when None). Safe beside :meth:`window` on another thread: a file of its
+        own, no cache."""
+        codes = self.codes if codes is None else codes
         if self._frame is not None:
             for lo in range(0, self.n, INDEX_ROWS):
                 hi = min(self.n, lo + INDEX_ROWS)
-                yield {**{k: self._frame[k][lo:hi] for k in (*columns, *self.codes)},
+                yield {**{k: self._frame[k][lo:hi] for k in (*columns, *codes)},
                        "row": np.arange(lo, hi, dtype=np.int64)}
             return
         assert self.path is not None
-        f = pq.ParquetFile(self.path, read_dictionary=list(self.codes))
+        f = pq.ParquetFile(self.path, read_dictionary=list(codes))
         at = 0
         for g in range(f.metadata.num_row_groups):
-            t = f.read_row_group(g, columns=[*(TIMES[c] for c in columns), *self.codes])
+            t = f.read_row_group(g, columns=[*(TIMES[c] for c in columns), *codes])
             out = {c: t.column(TIMES[c]).to_numpy() for c in columns}
-            out.update({c: self._codes(c, t.column(c)) for c in self.codes})
+            out.update({c: self._codes(c, t.column(c)) for c in codes})
             out["row"] = np.arange(at, at + t.num_rows, dtype=np.int64)
             at += t.num_rows
             yield out
