@@ -28,7 +28,9 @@ The sweep: per step thread, the thread's steps are cut at step starts into
 slices of time of about SLICE_BOUNDS interval boundaries. In each slice every
 kind of interval is read from a contiguous run of its rows (the tables are in
 start order; a running maximum of ends per block of BLOCK rows says where the
-rows that reach into the slice begin), merged into a sorted disjoint set cut
+rows that reach into the slice begin; the API and OS calls come through
+:class:`nsysparse.row_windows.RowWindows`, which sets long calls aside and
+reads a spilled report's calls back from their files), merged into a sorted disjoint set cut
 to the slice; the sets' boundaries cut the steps into elementary segments, on
 which each set is either on or off. A running sum of +2**j where set j starts
 and -2**j where it ends gives each segment its state (which sets are on, one

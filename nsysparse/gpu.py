@@ -45,7 +45,20 @@ def _in_start_order(tables: list[pd.DataFrame]) -> pd.DataFrame:
     which copies nothing (:func:`schema.sorted_by_start`); the merge of several
     sorted runs is a stable sort that finds the runs."""
     parts = [t[OP_COLUMNS] for t in tables if len(t)] or [tables[0][OP_COLUMNS]]
-    return S.sorted_by_start(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True))
+    if len(parts) == 1:
+        return S.sorted_by_start(parts[0])
+    if not all(str(d) == "int64" for p in parts for d in p.dtypes):
+        return S.sorted_by_start(pd.concat(parts, ignore_index=True))
+    # the merge made a column at a time through one stable order of the starts (as
+    # sort_values orders them): one column's copy in flight, not the whole frame twice
+    start = np.concatenate([p["start_ns"].to_numpy() for p in parts])
+    order = None if iv.ascending(start) else np.argsort(start, kind="stable")
+    cols = {}
+    for c in OP_COLUMNS:
+        v = start if c == "start_ns" else np.concatenate([p[c].to_numpy() for p in parts])
+        cols[c] = v if order is None else v[order]
+        del v
+    return pd.DataFrame(cols, copy=False)
 
 
 def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has_gpu_ops: bool = True) -> set[str]:
