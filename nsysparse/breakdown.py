@@ -51,7 +51,7 @@ import pandas as pd
 
 from . import intervals as iv
 from . import schema as S
-from .row_windows import RowWindows
+from .row_windows import RowWindows, api_call_rows, os_call_rows
 
 CATEGORIES: tuple[str, ...] = (
     "gpu_compute", "launch", "os_call", "host_cpu",
@@ -125,7 +125,7 @@ def segments(
     ``pid``, ``tid``. The segments of a step tile it exactly. Inputs as for
     :func:`step_breakdown`. A long trace has millions of them: the report sums
     them slice by slice instead (:func:`breakdown_tables`)."""
-    return _as_frame(list(sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls)))
+    return _as_frame([part for part, _ in sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls)])
 
 
 def _as_frame(parts: list[Segments]) -> pd.DataFrame:
@@ -149,45 +149,15 @@ def sweep(
     memsets: pd.DataFrame,
     disk: pd.DataFrame,
     os_calls: pd.DataFrame | RowWindows,
-) -> Iterator[Segments]:
+) -> Iterator[tuple[Segments, "_Window"]]:
     """The segments of :func:`segments`, one set of arrays per slice of a step
     thread's steps (about SLICE_BOUNDS set boundaries each), in thread then time
-    order."""
-    for part, _ in _sweep(steps, compute, api_calls, waits, copies, memsets, disk, os_calls):
-        yield part
-
-
-def api_rows(api_calls: pd.DataFrame | RowWindows) -> RowWindows:
-    """The API calls as the breakdown and what-held-the-wait read them
-    (``base_name`` and ``name`` codes): a frame is indexed, a RowWindows kept."""
-    if isinstance(api_calls, RowWindows):
-        return api_calls
-    return RowWindows(api_calls, tuple(c for c in ("base_name", "name") if c in api_calls))
-
-
-def os_rows(os_calls: pd.DataFrame | RowWindows) -> RowWindows:
-    """The OS-runtime calls as the breakdown reads them (``name`` codes)."""
-    if isinstance(os_calls, RowWindows):
-        return os_calls
-    return RowWindows(os_calls, ("name",) if "name" in os_calls else ())
-
-
-def _sweep(
-    steps: pd.DataFrame,
-    compute: pd.DataFrame,
-    api_calls: pd.DataFrame | RowWindows,
-    waits: pd.DataFrame,
-    copies: pd.DataFrame,
-    memsets: pd.DataFrame,
-    disk: pd.DataFrame,
-    os_calls: pd.DataFrame | RowWindows,
-) -> Iterator[tuple[Segments, "_Window"]]:
-    """:func:`sweep`'s slices, each with the window of OS calls it read (which
-    names the OS-call time: :func:`breakdown_tables`)."""
+    order, each with the window of OS calls the slice read (which names its
+    OS-call time: :func:`breakdown_tables`)."""
     # every source once, in start order, with the columns that pick a thread's rows:
     # a slice of time then reads a contiguous run of rows of each (views, no copies);
     # the calls through RowWindows, which may read them back from their file
-    api, osr = api_rows(api_calls), os_rows(os_calls)
+    api, osr = api_call_rows(api_calls), os_call_rows(os_calls)
     sources = [_Source(compute, pid=True), _Source(waits, pid=True, tid=True),
                _Rows(api, "base_name", _kind_per_name(api.categories.get("base_name", pd.Index([], dtype=object)))),
                _Rows(osr, "name"), _Source(copies, pid=True, extra=_class_codes(copies)),
@@ -325,7 +295,7 @@ def _slice_segments(ss: I64, se: I64, step: np.ndarray, sets: list[tuple[I64, I6
     """The elementary segments of the thread's steps inside ``[a, b)`` (``sets``:
     each kind of interval cut to ``[a, b)``, normalised), categorised;
     neighbours of one category merged (sums per step unchanged), but for OS-call
-    time, whose segments os_call_names attributes to the call covering each start."""
+    time, whose segments :func:`_os_names_at` attributes to the call covering each start."""
     bounds, state, k = _bounds_and_states(ss, se, sets, a, b)
     seg_s, seg_e, k, state = bounds[:-1], bounds[1:], k[:-1], state[:-1]
     # the step holding each segment (steps of one thread do not overlap)
@@ -427,25 +397,11 @@ def breakdown_wide(long: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=list(CATEGORIES)).fillna(0).astype("int64")
 
 
-def os_call_names(segs: pd.DataFrame, os_calls: pd.DataFrame) -> pd.DataFrame:
-    """Which OS calls hold the ``os_call`` time: per step and call name, ``ns``
-    of ``os_call`` segments that the call covers (the latest-started call of the
-    thread at the segment's start). Columns ``step``, ``name``, ``ns``."""
-    code = CATEGORIES.index("os_call")
-    sg = segs[segs["category"].to_numpy() == code]
-    if sg.empty or os_calls.empty:
-        return _os_names_frame([], pd.Index([], dtype=object))
-    rows = os_rows(os_calls)
-    every = _Rows(rows, "name").window(np.iinfo(np.int64).min, np.iinfo(np.int64).max).cols
-    parts = [_os_names_at(every, {c: g[c].to_numpy() for c in ("step", "start_ns", "end_ns")}, pid, tid)
-             for (pid, tid), g in sg.groupby(["pid", "tid"], sort=False)]
-    return _os_names_frame(parts, rows.categories.get("name", pd.Index([], dtype=object)))
-
-
 def _os_names_at(calls: dict[str, np.ndarray], segs: Segments, pid: int, tid: int) -> Segments:
-    """``step``, ``code`` (the OS call's name code) and ``ns`` of the ``os_call``
-    segments ``segs`` of thread (pid, tid), named after the thread's call in
-    ``calls`` (row-ordered, so start-ordered) that started last by each segment's start."""
+    """Which OS calls hold the ``os_call`` time: ``step``, ``code`` (the OS call's
+    name code) and ``ns`` of the ``os_call`` segments ``segs`` of thread (pid,
+    tid), each named after the thread's call in ``calls`` (row-ordered, so
+    start-ordered) that started last by the segment's start."""
     mine = (calls["pid"] == pid) & (calls["tid"] == tid)
     s, c = calls["s"][mine], calls["code"][mine]
     if s.size == 0:
@@ -455,7 +411,8 @@ def _os_names_at(calls: dict[str, np.ndarray], segs: Segments, pid: int, tid: in
 
 
 def _os_names_frame(parts: list[Segments], names: pd.Index) -> pd.DataFrame:
-    """:func:`os_call_names`'s frame from :func:`_os_names_at`'s parts: summed per (step, name)."""
+    """:func:`_os_names_at`'s parts as one frame, summed per (step, name):
+    ``step``, ``name``, ``ns``."""
     if not any(p["step"].size for p in parts):
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "name": pd.Series(dtype=object),
                              "ns": pd.Series(dtype="int64")})
@@ -497,15 +454,17 @@ def breakdown_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What the report draws from the segments, summed slice by slice so that
     the millions of segments of a long trace never exist at once:
-    (:func:`step_breakdown`, :func:`merged_runs` of the ``shown`` steps,
-    :func:`os_call_names`), each equal to what it gives on all the segments."""
+    (:func:`step_breakdown`, :func:`merged_runs` of the ``shown`` steps, and
+    which OS calls hold the ``os_call`` time: ``step``, ``name``, ``ns``, named
+    per slice from the slice's window of OS calls), each equal to what it gives
+    on all the segments."""
     index = pd.Index(steps["step"].to_numpy())
     ns = np.zeros((len(steps), len(CATEGORIES)), dtype=np.float64)
     os_code = CATEGORIES.index("os_call")
     kept: list[Segments] = []  # the segments of shown steps: few
     named: list[Segments] = []  # the OS-call time, per slice, named from the slice's window of OS calls
-    osr = os_rows(os_calls)
-    for part, osc in _sweep(steps, compute, api_calls, waits, copies, memsets, disk, osr):
+    osr = os_call_rows(os_calls)
+    for part, osc in sweep(steps, compute, api_calls, waits, copies, memsets, disk, osr):
         ns += _ns_per_category(index, part)
         keep = np.isin(part["step"], shown)
         if keep.any():

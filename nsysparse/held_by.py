@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals as iv
-from .breakdown import api_rows
-from .row_windows import RowWindows
+from .row_windows import RowWindows, api_call_rows
 
 TOLERANCE_NS = 20_000
 NONE = "(none)"
@@ -107,7 +106,7 @@ def wait_holders(
     table (``range_id``, ``parent``, text, times, pid, tid); ``gpu_ops`` has
     ``pid``, ``start_ns``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
     sw = step_waits(steps, waits)
-    calls = api_rows(api_calls)
+    calls = api_call_rows(api_calls)
     if sync_calls is None:
         sync_calls = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("pid", "tid", "start_ns", "end_ns")})
     relays = relaying_ranges(ranges, waits, sync_calls)

@@ -29,7 +29,7 @@ from . import progress
 from . import intervals as iv
 from . import schema as S
 from .errors import NothingToAnalyse, UsageError
-from .breakdown import CATEGORIES, breakdown_tables, api_rows as breakdown_api_rows, os_rows as breakdown_os_rows
+from .breakdown import CATEGORIES, breakdown_tables
 from .held_by import held_by_table, wait_holders
 from .targets import breakdown_targets
 from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
@@ -45,7 +45,7 @@ from .steps import (assign_to_steps, cuda_thread, find_steps, shown_steps, step_
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .parquet import file_metadata
-from .row_windows import RowWindows
+from .row_windows import RowWindows, api_call_rows, os_call_rows
 from .tables import Spilled, Tables, spill
 from .trace import Trace
 from .waits import wait_ranges
@@ -144,7 +144,7 @@ class _Spiller:
     window of time at a time (:class:`RowWindows`) and the frame is freed. The
     OS calls' file is no output: it goes with the folder."""
 
-    CODES = {"api_calls": ("base_name", "name"), "os_calls": ("name",)}
+    ROWS = {"api_calls": api_call_rows, "os_calls": os_call_rows}  # how the analyses read each back
 
     def __init__(self, folder: Path, trace: Trace, settings: Settings) -> None:
         self.folder, self.trace, self.settings = folder, trace, settings
@@ -175,7 +175,7 @@ class _Spiller:
                 if self._meta is None:
                     self._meta = file_metadata(self.trace.identity(), self.settings.to_dict())
                 self.jobs[name] = self.pool.submit(_spill_rows, df, self.folder / f"{name}.parquet", self._meta,
-                                                   self.CODES[name], self.cancel)
+                                                   self.ROWS[name], self.cancel)
             return self.jobs[name]
 
     def close(self) -> None:
@@ -200,7 +200,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
                      f"of the capture is analysed")
     span = trace.activity_span  # from the API calls among others: before the trace gives them up
     # what the report reads of the API calls besides their rows (spilled: taken as they were built)
-    facts = spiller.facts.get("api_calls") if spiller is not None and settings.window is None else None
+    facts = spiller.facts.get("api_calls") if spiller is not None else None  # (none for a window)
     syncs, called = facts or call_facts(trace.api_calls)
     steps = find_steps(ranges, settings.step, warmup)
     if steps.empty:
@@ -241,7 +241,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
         os_src = spiller.job("os_calls", trace)
         trace.release("api_calls", "os_calls")
     else:
-        api_src, os_src = breakdown_api_rows(trace.api_calls), breakdown_os_rows(trace.os_calls)
+        api_src, os_src = api_call_rows(trace.api_calls), os_call_rows(trace.os_calls)
     # the shared inputs of the analyses, each built once
     peaks = {**default_peaks(trace.gpus), **settings.link_peaks}
     compute = compute_intervals(trace.kernels, trace.graph_runs)
@@ -265,9 +265,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
     bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
-    # while the API calls are being written the whole table is held: the projection's
-    # peak waits for the file (2 GB: -300 MB at the peak)
-    projection_job = pool.submit(_after, api_job, nvtx_projection, trace)
+    projection_job = pool.submit(nvtx_projection, trace)  # (after the API calls' file, waited for above)
     breakdown_job = pool.submit(_breakdown_tables, bd_steps, compute, api_src, waits, gpu_copies,
                                 trace.memset, io, os_src, shown_steps(bd_steps))
     pool.shutdown(wait=False)
@@ -363,11 +361,11 @@ def call_facts(api: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                 "base_name": names})
 
 
-def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], codes: tuple[str, ...],
+def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], rows: Callable[..., RowWindows],
                 cancel: threading.Event | None = None) -> tuple[Spilled, RowWindows]:
-    """``df`` to its file, and the :class:`RowWindows` that read its rows back from it."""
+    """``df`` to its file, and the :class:`RowWindows` (``rows(df, path)``) that read its rows back from it."""
     spilled = spill(df, path, meta, cancel)
-    return spilled, RowWindows(df, codes, path)
+    return spilled, rows(df, path)
 
 
 def _rows(src: RowWindows | Future[tuple[Spilled, RowWindows]]) -> RowWindows:
@@ -380,13 +378,6 @@ def _breakdown_tables(steps: pd.DataFrame, compute: pd.DataFrame, api: Any, wait
                       shown: list[int]) -> Any:
     """:func:`breakdown_tables` once the calls' files are written (when spilled)."""
     return breakdown_tables(steps, compute, _rows(api), waits, copies, memsets, disk, _rows(os_calls), shown)
-
-
-def _after(job: object, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` once ``job`` (a Future; anything else: at once) is done."""
-    if isinstance(job, Future):
-        job.result()
-    return fn(*args)
 
 
 def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:

@@ -47,7 +47,9 @@ class RowWindows:
 
     def __init__(self, df: pd.DataFrame, codes: tuple[str, ...] = (), path: Path | None = None) -> None:
         self.codes = codes
-        self.categories = {c: pd.Categorical(df[c]).categories for c in codes}
+        cats = {c: pd.Categorical(df[c]) for c in codes}  # a view of a categorical column
+        self.categories = {c: v.categories for c, v in cats.items()}
+        self._all_codes = {c: np.asarray(v.codes) for c, v in cats.items()}
         self.n = len(df)
         s, e = df["start_ns"].to_numpy(np.int64), df["end_ns"].to_numpy(np.int64)
         self.first = s[::BLOCK].copy()  # each block's first start
@@ -68,14 +70,15 @@ class RowWindows:
         idx = np.concatenate(long_rows) if long_rows else np.zeros(0, np.int64)
         self.long = {"row": idx, **self._columns_of(df, idx)}
         self.path = path
-        self._frame = None if path is not None else {"row": None, **self._columns_of(df, slice(None))}
+        self._frame = None if path is not None else self._columns_of(df, slice(None))
+        del self._all_codes  # (a file-backed index keeps only its long rows' codes)
         self._file: pq.ParquetFile | None = None
         self._groups: dict[int, dict[str, np.ndarray]] = {}  # row groups read, by index
         self._lock = threading.Lock()
 
     def _columns_of(self, df: pd.DataFrame, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
         cols = {k: df[c].to_numpy()[rows] for k, c in TIMES.items()}
-        cols.update({c: np.asarray(pd.Categorical(df[c]).codes)[rows] for c in self.codes})
+        cols.update({c: self._all_codes[c][rows] for c in self.codes})
         return cols
 
     # ---- windows ---------------------------------------------------------------------
@@ -210,3 +213,19 @@ class RowWindows:
             out["row"] = np.arange(at, at + t.num_rows, dtype=np.int64)
             at += t.num_rows
             yield out
+
+
+def api_call_rows(api_calls: pd.DataFrame | RowWindows, path: Path | None = None) -> RowWindows:
+    """The API calls as the breakdown and what-held-the-wait read them (the
+    ``base_name`` and ``name`` codes; from ``path`` when written there): a frame
+    is indexed, a RowWindows kept."""
+    if isinstance(api_calls, RowWindows):
+        return api_calls
+    return RowWindows(api_calls, tuple(c for c in ("base_name", "name") if c in api_calls), path)
+
+
+def os_call_rows(os_calls: pd.DataFrame | RowWindows, path: Path | None = None) -> RowWindows:
+    """The OS-runtime calls as the breakdown reads them (the ``name`` codes)."""
+    if isinstance(os_calls, RowWindows):
+        return os_calls
+    return RowWindows(os_calls, ("name",) if "name" in os_calls else (), path)

@@ -222,7 +222,7 @@ class Trace:
         tables: a report reads them anyway, and a second SQL scan would cost as much)."""
         return activity_span(self)
 
-    def prefetch(self, on_built: Callable[[str, pd.DataFrame], None] | None = None) -> "Trace":
+    def prefetch(self, on_built: Callable[[str, pd.DataFrame], bool] | None = None) -> "Trace":
         """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
         runtime calls and the raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
         conversion release the GIL), then join the ops to their launching calls.

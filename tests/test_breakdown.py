@@ -356,10 +356,12 @@ def test_a_tiny_offloading_trace_end_to_end(builder) -> None:
 @pytest.mark.parametrize("name", ["offload_disk", "hf_olmoe", "edge"])
 def test_sweep_in_small_slices_and_blocks_equals_one_slice(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep reads each slice of time from a contiguous run of rows (blocks of
-    BLOCK rows by their running maximum end). Slices of 64 boundaries and blocks of
-    3 rows (calls and copies across slice edges, many slices per step) give the
-    same breakdown, timeline bands and OS-call names as one slice per thread."""
+    BLOCK rows by their running maximum end; the calls through RowWindows, with
+    their long rows aside). Slices of 64 boundaries and blocks of 3 rows (calls
+    and copies across slice edges, many slices per step, many calls long) give
+    the same breakdown, timeline bands and OS-call names as one slice per thread."""
     import nsysparse.breakdown as B
+    import nsysparse.row_windows as RW
     from nsysparse.report import build_report
     from tests.scale_digest import DATA
 
@@ -367,6 +369,8 @@ def test_sweep_in_small_slices_and_blocks_equals_one_slice(name: str, monkeypatc
         whole = build_report(t)
     monkeypatch.setattr(B, "SLICE_BOUNDS", 64)
     monkeypatch.setattr(B, "BLOCK", 3)
+    for k, v in (("BLOCK", 3), ("REACH", 1), ("INDEX_ROWS", 12)):
+        monkeypatch.setattr(RW, k, v)
     with open_trace(DATA / f"{name}.sqlite") as t:
         sliced = build_report(t)
     assert len(whole.tables["breakdown"]) > 0
