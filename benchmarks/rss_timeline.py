@@ -92,8 +92,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nsysparse-rss-"))
     try:
         trace = open_trace(args.trace)
-        spiller = R._Spiller(work, trace, R.Settings())  # the calls to their files as they are built
-        trace.prefetch(spiller.take)
+        spiller = R._Spiller(work, trace, R.Settings())  # the calls to their files as report does
+        trace.prefetch(spiller.take, spiller.calls_file())
         mark("read (prefetch)")
         try:
             report = R._analyse(trace, R.Settings(), spiller)

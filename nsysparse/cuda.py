@@ -119,21 +119,31 @@ class Ops:
             copy=False,
         )
         base["dur_ns"] = base["end_ns"] - base["start_ns"]
-        row = self.launching_call(base["pid"].to_numpy(), base["correlation_id"].to_numpy())
-        found = row >= 0
+        found, name, cols = self.launch(decl, base["pid"].to_numpy(), base["correlation_id"].to_numpy())
         if not found.any():
             base["api"] = pd.Categorical(np.full(len(base), None, dtype=object))
             for col in ("launch_tid", "api_start_ns", "api_end_ns"):
                 base[col] = pd.array([pd.NA] * len(base), dtype="Int64")
             return base
-        take = np.maximum(row, 0)
-        cat = self.api["name"].array  # categorical: gather its codes, share its names
-        base["api"] = pd.Categorical.from_codes(recode(row, np.asarray(cat.codes)), dtype=cat.dtype)
-        for col, src in (("launch_tid", "tid"), ("api_start_ns", "start_ns"), ("api_end_ns", "end_ns")):
+        base["api"] = name
+        for col, values in zip(("launch_tid", "api_start_ns", "api_end_ns"), cols):
             # the gathered values with a null where no call was found: one array, no copies of it
-            values = self.api[src].to_numpy(np.int64)[take]
             base[col] = pd.arrays.IntegerArray(np.where(found, values, 0) if not found.all() else values, ~found)
         return base
+
+    def launch(self, decl: S.Table, pid: np.ndarray, corr: np.ndarray
+               ) -> tuple[np.ndarray, pd.Categorical, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Of each op of ``decl``: whether its launching call was found, the call's
+        name (categorical, null where not found) and its (tid, start, end)."""
+        row = self.launching_call(pid, corr)
+        found = row >= 0
+        if not found.any():  # (no API calls at all, say: nothing to gather from)
+            return found, pd.Categorical(np.full(row.size, None, dtype=object)), (row, row, row)
+        take = np.maximum(row, 0)
+        cat = self.api["name"].array  # categorical: gather its codes, share its names
+        name = pd.Categorical.from_codes(recode(row, np.asarray(cat.codes)), dtype=cat.dtype)
+        cols = tuple(self.api[src].to_numpy(np.int64)[take] for src in ("tid", "start_ns", "end_ns"))
+        return found, name, cols  # type: ignore[return-value]
 
     def build(self, decl: S.Table, raw: pd.DataFrame | None) -> pd.DataFrame:
         """The normalised frame of one GPU-op table (``raw`` as read, or None if absent)."""

@@ -51,16 +51,51 @@ def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows
     ``cancel`` set stops the write between slices (raises :class:`Cancelled`).
     """
     step = chunk_rows or CHUNK_ROWS
-    schema = arrow_schema(df, meta)  # what the file says
-    encoded = pa.Schema.from_pandas(df, preserve_index=False).remove_metadata()  # what is written
-    kv = {**(schema.metadata or {}), b"ARROW:schema": base64.b64encode(schema.serialize().to_pybytes())}
-    with pq.ParquetWriter(path, encoded, store_schema=False) as writer:
+    with SliceWriter(path, pa.Schema.from_pandas(df, preserve_index=False), cancel) as writer:
         for lo in range(0, max(len(df), 1), step):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"{path}: stopped")
-            part = pa.Table.from_pandas(df.iloc[lo:lo + step], preserve_index=False)
-            writer.write_table(part.replace_schema_metadata(None).cast(encoded))
-        writer.add_key_value_metadata(kv)
+            writer.write(df.iloc[lo:lo + step])
+        writer.schema = arrow_schema(df, meta)  # what the file says
+
+
+class SliceWriter:
+    """One table to Parquet a slice (a frame) at a time, each slice a row group
+    (or more): :func:`write_parquet`'s writer, and the one a table streamed from
+    the export is written with (:mod:`nsysparse.call_stream`), which only knows
+    its whole schema (each categorical's categories) once its last slice is through.
+
+    ``layout``: the Arrow schema of the slices (``Schema.from_pandas`` of a frame
+    of the table's dtypes); a categorical column goes to Parquet as its
+    dictionary, whatever the width of a slice's codes. Before the writer is
+    closed, :attr:`schema` must be set to the whole table's
+    :func:`arrow_schema`: the file's Arrow schema (``ARROW:schema``, written by
+    hand as Arrow writes it) says plain values, so every trace's file has one
+    schema. ``cancel`` set stops the write at the next slice (raises :class:`Cancelled`);
+    an exception inside the ``with`` leaves the file unfinished."""
+
+    def __init__(self, path: Path, layout: pa.Schema, cancel: threading.Event | None = None) -> None:
+        self.path, self.cancel = Path(path), cancel
+        fields = [f.with_type(pa.dictionary(pa.int32(), f.type.value_type)) if pa.types.is_dictionary(f.type) else f
+                  for f in layout.remove_metadata()]
+        self.encoded = pa.schema(fields)  # what is written
+        self.schema: pa.Schema | None = None
+        self._writer = pq.ParquetWriter(path, self.encoded, store_schema=False)
+
+    def write(self, df: pd.DataFrame) -> None:
+        """One slice, converted to Arrow and written at once."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"{self.path}: stopped")
+        part = pa.Table.from_pandas(df, preserve_index=False)
+        self._writer.write_table(part.replace_schema_metadata(None).cast(self.encoded))
+
+    def __enter__(self) -> "SliceWriter":
+        return self
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        if kind is None:
+            assert self.schema is not None, "the whole table's schema is set before the file is closed"
+            kv = {**(self.schema.metadata or {}), b"ARROW:schema": base64.b64encode(self.schema.serialize().to_pybytes())}
+            self._writer.add_key_value_metadata(kv)
+        self._writer.close()
 
 
 def arrow_schema(df: pd.DataFrame, meta: dict[str, str] | None = None) -> pa.Schema:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +197,35 @@ class Reader:
         table = self.resolve(decl)
         if table is None:
             return None
+        exprs, bad, checks, present = self._declared(decl, table)
+        narrow = f"({where})" if where else "1"
+        ok = " AND ".join(f"NOT COALESCE({b}, 0)" for b, _ in bad) or "1"
+        rows = self.row_estimate(table) if progress.enabled() else None
+        select = f'SELECT {", ".join(exprs)} FROM "{table}" WHERE {narrow}'
+        with progress.phase(f"reading {table}" + (f" ({label})" if label else ""), rows=rows):
+            # the checks in numpy on the rows as read (a third faster than SQLite evaluating
+            # them per row), where every integer column came as integers; else in the query
+            got = self._read_checked(select, params, checks) if bad else None
+            if got is None:
+                df = self.query(f"{select} AND {ok}", params)
+        if got is not None:
+            df, dropped = got
+            self._note_dropped(table, decl, label or decl.label, [w for _, w in bad], dropped, len(df))
+        elif bad:
+            self._count_dropped(table, decl, label or decl.label, narrow, params, bad, len(df))
+        if decl.unique and decl.unique in present and len(df):
+            dup = df.duplicated(decl.unique, keep="first").to_numpy()
+            if dup.any():
+                self.note(f"{table}: {int(dup.sum()):,} rows repeat the {decl.unique} of an earlier row: the first of each kept")
+                df = df[~dup].reset_index(drop=True)
+        return df
+
+    def _declared(self, decl: S.Table, table: str
+                  ) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, ...]], set[str]]:
+        """What reading ``decl`` from ``table`` selects (``exprs``), the SQL and numpy
+        checks of a row that cannot be read (``bad``, ``checks``: the same checks,
+        in the same order) and the declared columns the export has (``present``);
+        a required column missing or of the wrong type is :class:`NotAnExport`."""
         have = self.columns(table)
         exprs: list[str] = []
         bad: list[tuple[str, str]] = []  # (SQL true for a row that cannot be read, why)
@@ -241,27 +271,7 @@ class Reader:
             s, e = (f'"{next(n for n in decl.col(x).names if n in have)}"' for x in decl.span)
             bad.append((f"{e} < {s}", f"ended before they started ({decl.span[1]} < {decl.span[0]})"))
             checks.append(("span", *decl.span))
-        narrow = f"({where})" if where else "1"
-        ok = " AND ".join(f"NOT COALESCE({b}, 0)" for b, _ in bad) or "1"
-        rows = self.row_estimate(table) if progress.enabled() else None
-        select = f'SELECT {", ".join(exprs)} FROM "{table}" WHERE {narrow}'
-        with progress.phase(f"reading {table}" + (f" ({label})" if label else ""), rows=rows):
-            # the checks in numpy on the rows as read (a third faster than SQLite evaluating
-            # them per row), where every integer column came as integers; else in the query
-            got = self._read_checked(select, params, checks) if bad else None
-            if got is None:
-                df = self.query(f"{select} AND {ok}", params)
-        if got is not None:
-            df, dropped = got
-            self._note_dropped(table, decl, label or decl.label, [w for _, w in bad], dropped, len(df))
-        elif bad:
-            self._count_dropped(table, decl, label or decl.label, narrow, params, bad, len(df))
-        if decl.unique and decl.unique in present and len(df):
-            dup = df.duplicated(decl.unique, keep="first").to_numpy()
-            if dup.any():
-                self.note(f"{table}: {int(dup.sum()):,} rows repeat the {decl.unique} of an earlier row: the first of each kept")
-                df = df[~dup].reset_index(drop=True)
-        return df
+        return exprs, bad, checks, present
 
     def row_estimate(self, table: str) -> int | None:
         """About how many rows ``table`` holds (its largest rowid: an index lookup,
@@ -323,29 +333,69 @@ class Reader:
             return None
         if cols is None:
             return None
-        by_name = dict(zip(cols.names, range(len(cols.names))))
-        integer = {c[1] for c in checks if c[0] == "integer"}
-        if any(not cols.is_integer(by_name[n]) for n in integer):
-            return None  # a REAL or TEXT value among the integers: SQLite's typeof decides
-        left = np.ones(cols.rows, dtype=bool)
-        counts = []
-        for kind, *names in checks:
-            i = [by_name[n] for n in names]
-            if kind == "integer":  # every value came as an integer (or NULL)
-                counts.append(0)
-                continue
-            if kind == "null":
-                fails = cols.null_mask(i[0])
-            elif kind == "negative":
-                fails = (cols.values(i[0]) < 0) & ~cols.null_mask(i[0])
-            else:  # span: end before start, both known
-                fails = (cols.values(i[1]) < cols.values(i[0])) & ~cols.null_mask(i[0]) & ~cols.null_mask(i[1])
-            fails &= left
-            counts.append(int(fails.sum()))
-            left &= ~fails
+        got = _check_rows(cols, checks)
+        if got is None:
+            return None
+        left, counts = got
         if not left.any():
             return None
         return cols.frame(None if left.all() else left), counts
+
+    def stream(self, decl: S.Table, batch_rows: int = 1 << 16) -> "Iterator[pd.DataFrame]":
+        """The rows of ``decl``'s table that read as declared, as :meth:`read` keeps
+        them, a frame of at most ``batch_rows`` rows at a time, in rowid order; the
+        rows left out are noted (as :meth:`read` notes them) once the last batch is
+        through. Raises :class:`CannotStream` (possibly after some batches) where
+        the rows cannot be checked batch by batch in numpy: no ADBC, a driver error,
+        an integer column that came as another type, no row left, no table. The
+        caller then reads the table whole (:meth:`read`), which decides."""
+        table = self.resolve(decl)
+        if table is None or decl.unique:
+            raise CannotStream(f"no table {decl.name}" if table is None else "a lookup table")
+        try:
+            import adbc_driver_sqlite.dbapi as adbc
+        except ImportError:
+            raise CannotStream("no ADBC driver") from None
+        exprs, bad, checks, _ = self._declared(decl, table)
+        select = f'SELECT {", ".join(exprs)} FROM "{table}" ORDER BY rowid'
+        rows = self.row_estimate(table) if progress.enabled() else None
+        kept, dropped = 0, [0] * len(bad)
+        with progress.phase(f"reading {table}", rows=rows):
+            try:
+                con = adbc.connect(self.uri)
+                cur = con.cursor()
+                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+                cur.execute(select)
+                batches = cur.fetch_record_batch()
+            except Exception as exc:  # noqa: BLE001 - the whole read re-runs it and raises what applies
+                raise CannotStream(f"driver: {exc}") from None
+            try:
+                while True:
+                    try:
+                        batch = next(batches)
+                        batch.validate(full=True)  # broken UTF-8: the sqlite3 path replaces its bytes
+                    except StopIteration:
+                        break
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        raise CannotStream(f"driver: {exc}") from None
+                    cols = _Columns(batches.schema)
+                    cols.add(batch)
+                    del batch
+                    got = _check_rows(cols, checks)
+                    if got is None:
+                        raise CannotStream("an integer column came as another type")
+                    left, counts = got
+                    dropped = [a + b for a, b in zip(dropped, counts)]
+                    n = int(left.sum())
+                    if n:
+                        kept += n
+                        yield cols.frame(None if n == cols.rows else left)
+            finally:
+                cur.close()
+                con.close()
+        if kept == 0:
+            raise CannotStream("no row left")
+        self._note_dropped(table, decl, decl.label, [w for _, w in bad], dropped, kept)
 
     def lookup(self, decl: S.Table, key: str, value: str) -> pd.Series:
         """A lookup table as a Series key -> value (empty when absent); duplicated keys: the first."""
@@ -358,6 +408,37 @@ class Reader:
         with self._lock:  # prefetch() reads tables on several threads
             if text not in self.notes:
                 self.notes.append(text)
+
+
+class CannotStream(Exception):
+    """:meth:`Reader.stream` cannot check this table's rows batch by batch: read it whole."""
+
+
+def _check_rows(cols: "_Columns", checks: list[tuple[str, ...]]) -> tuple[np.ndarray, list[int]] | None:
+    """Which rows of ``cols`` pass ``checks`` (:meth:`Reader._declared`), and per
+    check the rows it was the first to fail (in the query's own order of checks);
+    None when an integer column came as another type (SQLite's typeof decides then)."""
+    by_name = dict(zip(cols.names, range(len(cols.names))))
+    integer = {c[1] for c in checks if c[0] == "integer"}
+    if any(not cols.is_integer(by_name[n]) for n in integer):
+        return None  # a REAL or TEXT value among the integers
+    left = np.ones(cols.rows, dtype=bool)
+    counts = []
+    for kind, *names in checks:
+        i = [by_name[n] for n in names]
+        if kind == "integer":  # every value came as an integer (or NULL)
+            counts.append(0)
+            continue
+        if kind == "null":
+            fails = cols.null_mask(i[0])
+        elif kind == "negative":
+            fails = (cols.values(i[0]) < 0) & ~cols.null_mask(i[0])
+        else:  # span: end before start, both known
+            fails = (cols.values(i[1]) < cols.values(i[0])) & ~cols.null_mask(i[0]) & ~cols.null_mask(i[1])
+        fails &= left
+        counts.append(int(fails.sum()))
+        left &= ~fails
+    return left, counts
 
 
 def _fetch_frame(adbc, uri: str, sql: str, params: tuple) -> pd.DataFrame | None:
@@ -479,6 +560,41 @@ def categorical(lookup: pd.Series, ids: pd.Series) -> pd.Categorical:
     values = lookup.reindex(uniq_ids).to_numpy(dtype=object)
     vcodes, categories = pd.factorize(values)  # ids that share a string share a category
     return pd.Categorical.from_codes(recode(codes, vcodes), categories=pd.Index(categories, dtype=object))
+
+
+class GrowingCategorical:
+    """:func:`categorical` of a column that arrives a batch at a time: ``codes(ids)``
+    of each batch are its codes against :attr:`categories` as they stand then,
+    which only ever grow at the end, so every earlier code stays valid, and the
+    codes and categories at the end are :func:`categorical`'s of the whole column
+    (tests/test_call_stream.py)."""
+
+    def __init__(self, lookup: pd.Series) -> None:
+        self.lookup = lookup
+        self._code_of_id: dict[object, int] = {}
+        self._code_of_value: dict[str, int] = {}
+        self._values: list[str] = []
+
+    def codes(self, ids: pd.Series | np.ndarray) -> np.ndarray:
+        """The codes of one batch of ids (-1: an id with no value), int32."""
+        codes, uniq = pd.factorize(np.asarray(ids))
+        fresh = [i for i in uniq.tolist() if i not in self._code_of_id]  # per distinct id, not per row
+        if fresh:
+            values = self.lookup.reindex(fresh).to_numpy(dtype=object)
+            for i, v in zip(fresh, values):
+                if v is None or (isinstance(v, float) and np.isnan(v)):
+                    self._code_of_id[i] = -1
+                    continue
+                code = self._code_of_value.setdefault(v, len(self._values))
+                if code == len(self._values):
+                    self._values.append(v)
+                self._code_of_id[i] = code
+        table = np.fromiter((self._code_of_id[i] for i in uniq.tolist()), np.int32, len(uniq))
+        return recode(codes, table).astype(np.int32, copy=False)
+
+    @property
+    def categories(self) -> pd.Index:
+        return pd.Index(self._values, dtype=object)
 
 
 def recode(codes: np.ndarray, lookup: np.ndarray) -> np.ndarray:

@@ -40,13 +40,15 @@ from .metrics import evaluate
 from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
-from .steps import (assign_to_steps, cuda_thread, find_steps, shown_steps, step_table, whole_span_step, with_step_bytes,
+from .steps import (assign_to_steps, busiest_thread, find_steps, shown_steps, step_table, thread_calls, whole_span_step,
+                    with_step_bytes,
                     with_step_kernels)
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .parquet import file_metadata
 from .row_windows import RowWindows, api_call_rows, os_call_rows
 from .tables import Spilled, Tables, spill
+from .call_stream import CallFile, StreamedCalls
 from .trace import Trace
 from .waits import wait_ranges
 from .window import Window, window_ns, windowed
@@ -129,7 +131,8 @@ def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path |
         # each table read says so on a long run (nsysparse.progress); spilled, the calls go to
         # their files as soon as they are built, while the rest is read (a window's calls are
         # only known once the window is cut: they go from there)
-        trace.prefetch(spiller.take if spiller is not None and settings.window is None else None)
+        whole = spiller is not None and settings.window is None
+        trace.prefetch(spiller.take if whole else None, spiller.calls_file() if whole else None)
         with progress.phase("analysing"):
             return _analyse(trace, settings, spiller)
     finally:
@@ -155,14 +158,32 @@ class _Spiller:
         self._meta: dict[str, str] | None = None
         self.facts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
 
-    def take(self, name: str, df: pd.DataFrame) -> bool:
-        """:meth:`Trace.prefetch`'s ``on_built``: the table to its file from now, and
-        what the report reads of the API calls besides their rows (:func:`call_facts`)
-        taken now; True: the trace may let the table go once it has no more use for it."""
+    def take(self, name: str, df: pd.DataFrame | StreamedCalls) -> bool:
+        """:meth:`Trace.prefetch`'s ``on_built``: the table to its file from now (or
+        streamed there already), and what the report reads of the API calls besides
+        their rows (:func:`call_facts`) taken now; True: the trace may let the table
+        go once it has no more use for it."""
+        if isinstance(df, StreamedCalls):
+            self.facts[name] = call_facts(df)
+            done: Future[tuple[Spilled, RowWindows]] = Future()
+            done.set_result((df.spilled, df.rows))
+            self.jobs[name] = done
+            return True
         if name == "api_calls":
             self.facts[name] = call_facts(df)
         self.submit(name, df)
         return True
+
+    def calls_file(self) -> CallFile:
+        """Where :meth:`Trace.prefetch` streams the API calls to: their file here."""
+        return CallFile(self.folder / "api_calls.parquet", self.meta, self.cancel)
+
+    def meta(self) -> dict[str, str]:
+        """Every file's provenance (made once: the input's sha256 waits for its hash)."""
+        with self._lock:
+            if self._meta is None:
+                self._meta = file_metadata(self.trace.identity(), self.settings.to_dict())
+            return self._meta
 
     def job(self, name: str, trace: Trace) -> "Future[tuple[Spilled, RowWindows]]":
         """The job writing table ``name``: the one started as it was built, or one started now."""
@@ -170,11 +191,10 @@ class _Spiller:
 
     def submit(self, name: str, df: pd.DataFrame) -> "Future[tuple[Spilled, RowWindows]]":
         """Table ``name`` to its file, once (a second call gets the first one's job)."""
+        meta = self.meta()
         with self._lock:
             if name not in self.jobs:
-                if self._meta is None:
-                    self._meta = file_metadata(self.trace.identity(), self.settings.to_dict())
-                self.jobs[name] = self.pool.submit(_spill_rows, df, self.folder / f"{name}.parquet", self._meta,
+                self.jobs[name] = self.pool.submit(_spill_rows, df, self.folder / f"{name}.parquet", meta,
                                                    self.ROWS[name], self.cancel)
             return self.jobs[name]
 
@@ -343,21 +363,26 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
 
 
-def call_facts(api: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What the report reads of the API calls besides their rows: the
-    synchronising calls (:func:`sync_calls`), and a frame that stands in for the
-    calls where only the names called and the thread making the most calls
-    count (:func:`unrecorded`, :func:`whole_span_step`): one row per base name
-    called (a null one included), all on that thread (``cuda_thread``)."""
-    syncs = sync_calls(api)
-    if api.empty:
-        return syncs, api.iloc[0:0][["pid", "tid", "base_name"]]
-    pid, tid = cuda_thread(api)
-    base = pd.Categorical(api["base_name"])
-    codes = np.asarray(base.codes)
-    seen = np.flatnonzero(np.bincount(codes + 1, minlength=len(base.categories) + 1)) - 1  # -1: a null name
-    names = pd.Categorical.from_codes(seen, dtype=base.dtype)
-    return syncs, pd.DataFrame({"pid": np.full(seen.size, pid, np.int64), "tid": np.full(seen.size, tid, np.int64),
+def call_facts(api: pd.DataFrame | StreamedCalls) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the report reads of the API calls (their frame, or what was taken of
+    them as they streamed to their file) besides their rows: the synchronising
+    calls (:func:`sync_calls`), and a frame that stands in for the calls where
+    only the names called and the thread making the most calls count
+    (:func:`unrecorded`, :func:`whole_span_step`): one row per base name called
+    (a null one included), all on that thread (``cuda_thread``)."""
+    if isinstance(api, StreamedCalls):
+        syncs, threads, names = sync_calls(api.syncs), api.threads, api.names
+    else:
+        syncs = sync_calls(api)
+        if api.empty:
+            return syncs, api.iloc[0:0][["pid", "tid", "base_name"]]
+        threads = thread_calls(api["pid"].to_numpy(), api["tid"].to_numpy())
+        base = pd.Categorical(api["base_name"])
+        codes = np.asarray(base.codes)
+        seen = np.flatnonzero(np.bincount(codes + 1, minlength=len(base.categories) + 1)) - 1  # -1: a null name
+        names = pd.Categorical.from_codes(seen, dtype=base.dtype)
+    pid, tid = busiest_thread(threads)
+    return syncs, pd.DataFrame({"pid": np.full(len(names), pid, np.int64), "tid": np.full(len(names), tid, np.int64),
                                 "base_name": names})
 
 

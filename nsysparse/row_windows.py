@@ -46,40 +46,34 @@ class RowWindows:
     against :attr:`categories` (-1 for null)."""
 
     def __init__(self, df: pd.DataFrame, codes: tuple[str, ...] = (), path: Path | None = None) -> None:
-        self.codes = codes
         cats = {c: pd.Categorical(df[c]) for c in codes}  # a view of a categorical column
-        self.categories = {c: v.categories for c, v in cats.items()}
-        self._all_codes = {c: np.asarray(v.codes) for c, v in cats.items()}
-        self.n = len(df)
-        s, e = df["start_ns"].to_numpy(np.int64), df["end_ns"].to_numpy(np.int64)
-        self.first = s[::BLOCK].copy()  # each block's first start
-        nb = self.first.size
-        # a block's horizon: the first start REACH blocks on (none for the last blocks)
-        horizon = np.r_[self.first[REACH:], np.full(min(REACH, nb), np.iinfo(np.int64).max, np.int64)]
-        reach = np.full(nb, np.iinfo(np.int64).min, np.int64)
-        long_rows = []
-        for lo in range(0, self.n, INDEX_ROWS):  # INDEX_ROWS is a multiple of BLOCK
-            hi = min(self.n, lo + INDEX_ROWS)
-            blocks = np.arange(lo // BLOCK, -(-hi // BLOCK))
-            per_row = np.repeat(horizon[blocks], BLOCK)[:hi - lo]
-            long = e[lo:hi] > per_row
-            long_rows.append(lo + np.flatnonzero(long))
-            short_e = np.where(long, np.iinfo(np.int64).min, e[lo:hi])
-            reach[blocks] = np.maximum.reduceat(short_e, np.arange(0, hi - lo, BLOCK))
-        self.reach = np.maximum.accumulate(reach) if nb else reach  # running maximum: searchable
-        idx = np.concatenate(long_rows) if long_rows else np.zeros(0, np.int64)
-        self.long = {"row": idx, **self._columns_of(df, idx)}
+        all_codes = {c: np.asarray(v.codes) for c, v in cats.items()}
+        index = Indexer(codes)
+        for lo in range(0, len(df), INDEX_ROWS):
+            hi = lo + INDEX_ROWS
+            index.add({**{k: df[c].to_numpy()[lo:hi] for k, c in TIMES.items()},
+                       **{c: v[lo:hi] for c, v in all_codes.items()}})
+        self._start(index, {c: v.categories for c, v in cats.items()}, path)
+        self._frame = None if path is not None else {**{k: df[c].to_numpy() for k, c in TIMES.items()}, **all_codes}
+
+    @classmethod
+    def indexed(cls, index: "Indexer", categories: dict[str, pd.Index], path: Path) -> "RowWindows":
+        """The rows written to ``path`` (by :func:`nsysparse.parquet.write_parquet` or a
+        :class:`nsysparse.parquet.SliceWriter`), indexed as they passed (``index``;
+        ``categories``: of each categorical column, in the order of their codes)."""
+        self = cls.__new__(cls)
+        self._start(index, categories, path)
+        self._frame = None
+        return self
+
+    def _start(self, index: "Indexer", categories: dict[str, pd.Index], path: Path | None) -> None:
+        self.codes = index.codes
+        self.categories = categories
+        self.n, self.first, self.reach, self.long = index.finish()
         self.path = path
-        self._frame = None if path is not None else self._columns_of(df, slice(None))
-        del self._all_codes  # (a file-backed index keeps only its long rows' codes)
         self._file: pq.ParquetFile | None = None
         self._groups: dict[int, dict[str, np.ndarray]] = {}  # row groups read, by index
         self._lock = threading.Lock()
-
-    def _columns_of(self, df: pd.DataFrame, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
-        cols = {k: df[c].to_numpy()[rows] for k, c in TIMES.items()}
-        cols.update({c: self._all_codes[c][rows] for c in self.codes})
-        return cols
 
     # ---- windows ---------------------------------------------------------------------
 
@@ -213,6 +207,68 @@ class RowWindows:
             out["row"] = np.arange(at, at + t.num_rows, dtype=np.int64)
             at += t.num_rows
             yield out
+
+
+class Indexer:
+    """A :class:`RowWindows` index built as the rows pass, a stretch at a time, in
+    row order (from a frame, or as a table streams from the export to its file):
+    ``add`` each stretch (``s``, ``e``, ``pid``, ``tid`` and the ``codes``
+    columns), then ``finish``. A block is indexed once the first row of the block
+    REACH blocks on has passed (its horizon), so only those rows wait in memory;
+    the last blocks have no horizon (no row of theirs is long)."""
+
+    def __init__(self, codes: tuple[str, ...] = ()) -> None:
+        self.codes = codes
+        self.n = 0  # rows added
+        self._firsts: list[np.ndarray] = []  # each block's first start, as the stretches brought them
+        self._known = np.zeros(0, np.int64)  # the firsts so far, as one array
+        self._pending: dict[str, np.ndarray] | None = None  # the rows of the blocks not yet indexed
+        self._done = 0  # blocks indexed
+        self._reach: list[np.ndarray] = []
+        self._long: list[dict[str, np.ndarray]] = []
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        """The next stretch of rows."""
+        m = len(cols["s"])
+        if m == 0:
+            return
+        at = np.arange(-self.n % BLOCK, m, BLOCK)  # the rows of this stretch that begin a block
+        self._firsts.append(np.asarray(cols["s"][at], np.int64))
+        self.n += m
+        keys = (*TIMES, *self.codes)
+        self._pending = ({k: np.asarray(cols[k]) for k in keys} if self._pending is None else
+                         {k: np.concatenate([self._pending[k], cols[k]]) for k in keys})
+        self._known = np.concatenate(self._firsts)
+        self._firsts = [self._known]
+        self._index(self._known.size - REACH)
+
+    def _index(self, upto: int) -> None:
+        """Index blocks ``[done, upto)``: those whose horizon is known (all, at the end)."""
+        if upto <= self._done or self._pending is None:
+            return
+        nb = upto - self._done
+        rows = min(nb * BLOCK, len(self._pending["s"]))
+        horizon = np.r_[self._known[self._done + REACH:upto + REACH],
+                        np.full(max(0, upto + REACH - self._known.size), np.iinfo(np.int64).max, np.int64)]
+        part = {k: v[:rows] for k, v in self._pending.items()}
+        long = part["e"] > np.repeat(horizon, BLOCK)[:rows]
+        short_e = np.where(long, np.iinfo(np.int64).min, part["e"])
+        self._reach.append(np.maximum.reduceat(short_e, np.arange(0, rows, BLOCK)))
+        idx = np.flatnonzero(long)
+        self._long.append({"row": self._done * BLOCK + idx, **{k: v[idx] for k, v in part.items()}})
+        self._pending = {k: v[rows:].copy() for k, v in self._pending.items()}
+        self._done = upto
+
+    def finish(self) -> tuple[int, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """``(rows, each block's first start, the running maximum of its short rows'
+        ends, the long rows' columns)``: what :class:`RowWindows` searches."""
+        self._index(self._known.size)
+        self._pending = None
+        reach = np.concatenate(self._reach) if self._reach else np.zeros(0, np.int64)
+        keys = ("row", *TIMES, *self.codes)
+        long = ({k: np.concatenate([p[k] for p in self._long]) for k in keys} if self._long else
+                {k: np.zeros(0, np.int64 if k in ("row", *TIMES) else np.int32) for k in keys})
+        return self.n, self._known, np.maximum.accumulate(reach) if reach.size else reach, long
 
 
 def api_call_rows(api_calls: pd.DataFrame | RowWindows, path: Path | None = None) -> RowWindows:

@@ -78,12 +78,37 @@ def whole_span_step(span: tuple[int | None, int | None], api_calls: pd.DataFrame
 
 def cuda_thread(api_calls: pd.DataFrame) -> tuple[int, int]:
     """``(pid, tid)`` of the thread that makes the CUDA calls: the process with
-    the most calls, and its thread with the most; ``(pid, pid)`` without calls."""
-    if api_calls.empty:
+    the most calls, and its thread with the most (ties: the first to call);
+    ``(0, 0)`` without calls."""
+    return busiest_thread(thread_calls(api_calls["pid"].to_numpy(), api_calls["tid"].to_numpy()))
+
+
+def thread_calls(pid: np.ndarray, tid: np.ndarray) -> pd.Series:
+    """Calls per thread: a Series indexed by ``(pid, tid)``, in the order of each
+    thread's first call (the calls of a trace streamed batch by batch add up to
+    the same: :func:`add_thread_calls`)."""
+    key = (np.asarray(pid, np.int64) << 24) | np.asarray(tid, np.int64)  # a tid has 24 bits (schema.tid_of)
+    codes, uniq = pd.factorize(key)
+    counts = np.bincount(codes, minlength=len(uniq)) if len(uniq) else np.zeros(0, np.int64)
+    return pd.Series(counts.astype(np.int64),
+                     index=pd.MultiIndex.from_arrays([uniq >> 24, uniq & 0xFFFFFF], names=["pid", "tid"]))
+
+
+def add_thread_calls(a: pd.Series, b: pd.Series) -> pd.Series:
+    """:func:`thread_calls` of two stretches of calls, ``b`` after ``a``."""
+    if a.empty:
+        return b
+    both = pd.concat([a, b])
+    return both.groupby(level=["pid", "tid"], sort=False).sum()
+
+
+def busiest_thread(calls: pd.Series) -> tuple[int, int]:
+    """:func:`cuda_thread` from :func:`thread_calls`."""
+    if calls.empty:
         return 0, 0
-    pid = int(api_calls["pid"].value_counts().idxmax())
-    tids = api_calls.loc[api_calls["pid"] == pid, "tid"].value_counts()
-    return pid, int(tids.idxmax()) if len(tids) else pid
+    per_pid = calls.groupby(level="pid", sort=False).sum()
+    pid = int(per_pid.idxmax())
+    return pid, int(calls.xs(pid, level="pid").idxmax())
 
 
 def _mark_warmup(steps: pd.DataFrame, warmup: int | None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import cuda, nvtx
+from .call_stream import CallFile, Launches, StreamedCalls, StreamedOps, stream_api_calls, streamable_ops
 from . import schema as S
 from .errors import NotAnExport
 from .reader import Reader, categorical, check_file
@@ -222,7 +223,8 @@ class Trace:
         tables: a report reads them anyway, and a second SQL scan would cost as much)."""
         return activity_span(self)
 
-    def prefetch(self, on_built: Callable[[str, pd.DataFrame], bool] | None = None) -> "Trace":
+    def prefetch(self, on_built: Callable[[str, object], bool] | None = None,
+                 calls_to: CallFile | None = None) -> "Trace":
         """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
         runtime calls and the raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
         conversion release the GIL), then join the ops to their launching calls.
@@ -231,9 +233,16 @@ class Trace:
         report starts writing them to their files then, while the rest is read);
         when it returns True, the trace lets the table go once the GPU ops are
         joined to their calls (the OS calls at once), as :meth:`release` does.
+
+        With ``calls_to``, the API calls are not built but streamed to that file
+        once the GPU ops' rows are read (:mod:`nsysparse.call_stream`: no frame of
+        them exists), and ``on_built("api_calls", streamed)`` gets the
+        :class:`~nsysparse.call_stream.StreamedCalls`; where they cannot stream
+        (not in start order, say) they are built as above.
         Either way :attr:`activity_span` is known on return."""
         # a table built already (a second prefetch, or one read before) is not read again
         gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key) and d.key not in self.__dict__]
+        stream = calls_to is not None and "api_calls" not in self.__dict__ and self.recorded("api_calls")
 
         taken: list[str] = []
 
@@ -250,26 +259,50 @@ class Trace:
                 else:
                     self.release(name)
 
+        streamed = None
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
-            api = pool.submit(built, "api_calls")
-            jobs = [pool.submit(build, "nvtx_ranges"), api,
-                    pool.submit(built, "os_calls")]  # the breakdown reads them: 10 s at 2 GB read alone
+            api = None if stream else pool.submit(built, "api_calls")
+            jobs = [pool.submit(build, "nvtx_ranges"), pool.submit(built, "os_calls")]
+            if api is not None:
+                jobs.append(api)  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
             for key in list(raw):  # the job goes with its rows: each raw table is freed once built
                 self._raw[key] = raw.pop(key).result()
+            if stream:
+                assert calls_to is not None
+                streamed = self._stream_calls(calls_to)
+                if streamed is None:  # not in start order, or not checkable batch by batch: built whole
+                    api = pool.submit(built, "api_calls")
+                elif on_built is not None:
+                    on_built("api_calls", streamed)
             # the ops are joined to the API calls once those are built: cached_property has no
             # lock since Python 3.12, and a second thread asking first would read them again
             # (2 GB on 16 cores: 8 s and 1 GB more)
-            api.result()
+            if api is not None:
+                api.result()
             jobs.append(pool.submit(build, "kernels", "memcpy", "memset", "graph_runs"))
             for job in jobs:
                 job.result()
         # every GPU-op table is built: the launch index (two int64 per API call) is not needed
         self.__dict__.pop("_ops", None)
+        if streamed is not None:
+            self.__dict__["activity_span"] = activity_span(self, streamed.span)
         self.activity_span  # from the API calls among others: before they go
         self.release(*taken)
         return self
+
+    def _stream_calls(self, to: CallFile) -> StreamedCalls | None:
+        """The API calls streamed to ``to`` (:func:`stream_api_calls`), the GPU ops'
+        launching calls found as they pass; None where they cannot stream."""
+        ops = streamable_ops(self._raw)
+        if ops is None:
+            return None
+        launches = Launches(ops)
+        streamed = stream_api_calls(self._rd, self.strings, to, launches)
+        if streamed is not None:
+            self.__dict__["_ops"] = StreamedOps(self._rd, self.strings, launches, streamed.rows.categories["name"])
+        return streamed
 
     def release(self, *names: str) -> None:
         """Give up the built tables ``names`` (``"api_calls"``, ...): the trace holds
@@ -439,10 +472,13 @@ def _sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def activity_span(trace: "Trace") -> tuple[int | None, int | None]:
+def activity_span(trace: "Trace", api_span: tuple[int, int] | None = None) -> tuple[int | None, int | None]:
     """First and last time of any GPU op or CUDA API call of ``trace`` (or of a
-    view with the same tables, as a time window is), in ns; (None, None) for none."""
-    tables = [trace.api_calls, trace.kernels, trace.memcpy, trace.memset, trace.graph_runs]
-    lo = [int(t["start_ns"].min()) for t in tables if len(t)]
-    hi = [int(t["end_ns"].max()) for t in tables if len(t)]
+    view with the same tables, as a time window is), in ns; (None, None) for none.
+    ``api_span``: the API calls' first start and last end, when they were streamed."""
+    tables = [trace.kernels, trace.memcpy, trace.memset, trace.graph_runs]
+    if api_span is None:
+        tables.insert(0, trace.api_calls)
+    lo = [int(t["start_ns"].min()) for t in tables if len(t)] + ([api_span[0]] if api_span else [])
+    hi = [int(t["end_ns"].max()) for t in tables if len(t)] + ([api_span[1]] if api_span else [])
     return (min(lo), max(hi)) if lo else (None, None)
