@@ -47,7 +47,12 @@ DAMAGE = {
 
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    p = tmp_path_factory.mktemp("grown") / "grown.sqlite"
+    return grown_export(tmp_path_factory.mktemp("grown"))
+
+
+def grown_export(folder: Path) -> Path:
+    """tiny_matmul_copy with MANY more API calls, its tables without NOT NULL constraints."""
+    p = folder / "grown.sqlite"
     shutil.copy2(SRC, p)
     con = sqlite3.connect(p)
     # without its NOT NULL constraints, so the damage below can be written

@@ -1,0 +1,183 @@
+"""The API calls streamed to their file batch by batch (nsysparse/call_stream.py)
+against the whole-table path they replace: the same categories, the same
+launching call for every op, the same RowWindows index, the same rows and notes,
+and the whole-table path taken where the calls are not in start order."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nsysparse
+from nsysparse import cuda, reader, row_windows
+from nsysparse import schema as S
+from nsysparse.call_stream import CallFile, Launches, stream_api_calls
+from nsysparse.reader import GrowingCategorical, categorical
+from nsysparse.report import build_report
+from tests.scale_digest import report_digest, table_digest
+from tests.test_reader_checks import DAMAGE, NUMPY_DECIDES, grown_export
+
+
+def _batches(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    cuts = np.unique(np.r_[0, rng.integers(0, n, size=max(1, n // 40)), n])
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_categories_grown_batch_by_batch_are_the_whole_columns(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lookup = pd.Series(["a", "b", "a", "c_v2", None, "d"], index=[10, 11, 12, 13, 14, 15])  # 12 shares "a"
+    ids = pd.Series(rng.choice([10, 11, 12, 13, 14, 15, 16], 500))  # 14: a null value; 16: no string
+    want = categorical(lookup, ids)
+    growing = GrowingCategorical(lookup)
+    codes = np.concatenate([growing.codes(ids.iloc[a:b]) for a, b in _batches(len(ids), rng)])
+    assert list(growing.categories) == list(want.categories)
+    np.testing.assert_array_equal(codes, np.asarray(want.codes))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_op_gets_the_call_the_whole_table_gives_it(seed: int) -> None:
+    """Launches (ops read first, calls streamed past) against Ops.launching_call on
+    the whole frame: several processes, correlation ids repeated across them and
+    within one (the first call in start order wins), ops with no call or no id."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    start = np.sort(rng.integers(0, 10**6, n))
+    api = pd.DataFrame({
+        "start_ns": start, "end_ns": start + rng.integers(0, 50, n),
+        "pid": rng.choice([7, 8, 9], n), "tid": rng.integers(1, 5, n),
+        "correlation_id": np.where(rng.random(n) < 0.05, -1, rng.integers(0, 800, n)),  # many repeats
+        "name": pd.Categorical.from_codes(rng.integers(-1, 6, n), categories=list("abcdef")),
+    })
+    ops = {}
+    for table, m in (("kernels", 2000), ("memcpy", 300), ("memset", 1)):
+        ops[table] = (rng.choice([7, 8, 9, 10], m), np.where(rng.random(m) < 0.05, -1, rng.integers(0, 900, m)))
+    launches = Launches(ops)
+    key = np.where(api["correlation_id"] >= 0,
+                   (api["pid"].to_numpy() << 32) | (api["correlation_id"].to_numpy() & 0xFFFFFFFF), -1)
+    codes = np.asarray(api["name"].cat.codes, np.int32)
+    for a, b in _batches(n, rng):
+        launches.add(key[a:b], api["tid"].to_numpy()[a:b], start[a:b], api["end_ns"].to_numpy()[a:b], codes[a:b])
+    whole = cuda.Ops.__new__(cuda.Ops)
+    cuda.Ops.__init__(whole, None, None, api)  # type: ignore[arg-type]
+    for table, (pid, corr) in ops.items():
+        row = whole.launching_call(pid, corr)
+        got = launches.take(table)
+        np.testing.assert_array_equal(got["found"], row >= 0)
+        hit = row >= 0
+        assert hit.sum() > 0 or table == "memset"
+        np.testing.assert_array_equal(got["tid"][hit], api["tid"].to_numpy()[row[hit]])
+        np.testing.assert_array_equal(got["start"][hit], start[row[hit]])
+        np.testing.assert_array_equal(got["end"][hit], api["end_ns"].to_numpy()[row[hit]])
+        np.testing.assert_array_equal(got["name"][hit], codes[row[hit]])
+        assert (got["name"][~hit] == -1).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_index_built_as_rows_pass_is_the_frames(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(row_windows, "BLOCK", 8)
+    monkeypatch.setattr(row_windows, "INDEX_ROWS", 64)
+    rng = np.random.default_rng(seed)
+    n = 1000
+    s = np.sort(rng.integers(0, 10**5, n))
+    e = s + np.where(rng.random(n) < 0.03, rng.integers(10**3, 10**5, n), rng.integers(0, 30, n))  # a few long
+    df = pd.DataFrame({"start_ns": s, "end_ns": e, "pid": np.ones(n, np.int64), "tid": rng.integers(1, 3, n),
+                       "name": pd.Categorical.from_codes(rng.integers(0, 3, n), categories=list("xyz"))})
+    want = row_windows.RowWindows(df, ("name",))
+    index = row_windows.Indexer(("name",))
+    for a, b in _batches(n, rng):
+        index.add({"s": s[a:b], "e": e[a:b], "pid": df["pid"].to_numpy()[a:b], "tid": df["tid"].to_numpy()[a:b],
+                   "name": np.asarray(df["name"].cat.codes)[a:b]})
+    n_got, first, reach, long = index.finish()
+    assert n_got == want.n
+    np.testing.assert_array_equal(first, want.first)
+    np.testing.assert_array_equal(reach, want.reach)
+    assert sorted(long) == sorted(want.long) and long["row"].size > 0
+    for k in long:
+        np.testing.assert_array_equal(long[k], want.long[k])
+
+
+def test_a_streamed_table_is_the_table(builder, tmp_path: Path) -> None:
+    """Batches of 3 rows, one left out (it ends before it starts): the file holds
+    api_calls exactly, with the span, the synchronising calls and the note of
+    the whole read."""
+    builder.gpu()
+    for i in range(40):
+        builder.kernel(1000 + 100 * i, 1050 + 100 * i, launch=(900 + 100 * i, 920 + 100 * i), name=f"k{i % 3}")
+    for i in range(40, 60):
+        builder.api("cudaStreamSynchronize" if i % 2 else "cudaMemsetAsync_v3020", 900 + 100 * i, 990 + 100 * i)
+    builder.api("cudaFree", 7001, 6000)
+    path = builder.write()
+    with nsysparse.open_trace(path) as t:
+        real = t._rd.stream
+        t._rd.stream = lambda decl, batch_rows=3: real(decl, 3)  # type: ignore[method-assign]
+        calls = stream_api_calls(t._rd, t.strings, CallFile(tmp_path / "api_calls.parquet", lambda: {"k": "v"}), None)
+        streamed_notes = list(t.notes)
+    with nsysparse.open_trace(path) as t:
+        assert calls is not None and calls.spilled.rows == len(t.api_calls) == 60
+        assert table_digest(calls.spilled.frame()) == table_digest(t.api_calls)
+        assert calls.span == (900, 6890)
+        assert calls.syncs["base_name"].astype(str).tolist() == ["cudaStreamSynchronize"] * 10
+        assert streamed_notes == t.notes and any("1 of 61 CUDA API call rows ended before" in n for n in t.notes)
+
+
+@pytest.fixture(scope="module")
+def damaged_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return grown_export(tmp_path_factory.mktemp("grown"))
+
+
+@pytest.mark.parametrize("what", list(DAMAGE))
+def test_damaged_calls_stream_as_they_read_whole(what: str, damaged_source: Path, tmp_path: Path) -> None:
+    """tests/test_reader_checks.py's damaged exports (150k calls, three batches):
+    where numpy decides, the stream keeps the rows and notes of the whole read;
+    elsewhere it stops (CannotStream, possibly batches in); and the spilled report
+    (streamed, or read whole after the stop) equals the one held in memory."""
+    p = tmp_path / "t.sqlite"
+    shutil.copy2(damaged_source, p)
+    con = sqlite3.connect(p)
+    for stmt in DAMAGE[what]:
+        con.execute(stmt)
+    con.commit()
+    con.close()
+    whole = reader.Reader(p)
+    want = whole.read(S.RUNTIME)
+    streamed = reader.Reader(p)
+    if what in NUMPY_DECIDES:
+        got = pd.concat(list(streamed.stream(S.RUNTIME)), ignore_index=True)
+        # (a batch's all-NULL column comes as None, the whole column's NULLs as NaN: as numbers, equal)
+        pd.testing.assert_frame_equal(got.astype("float64"), want.astype("float64"), check_exact=True)
+        assert streamed.notes == whole.notes
+    else:
+        with pytest.raises(reader.CannotStream):
+            list(streamed.stream(S.RUNTIME))
+    with nsysparse.open_trace(p) as t:
+        in_memory = report_digest(build_report(t))
+    with nsysparse.open_trace(p) as t:
+        assert report_digest(build_report(t, spill_to=tmp_path)) == in_memory
+
+
+def test_calls_not_in_start_order_are_read_whole_with_the_same_report(make_builder, tmp_path: Path) -> None:
+    """An export whose API rows are not in start order: the stream stops, leaves no
+    file, and the spilled report equals the one held in memory."""
+    b = make_builder("unsorted")
+    b.gpu()
+    for i in range(30):
+        b.range("step", 1000 * i, 1000 * i + 900)
+        b.kernel(1000 * i + 100, 1000 * i + 400, launch=(1000 * i + 10, 1000 * i + 30))
+    b.api("cudaDeviceSynchronize", 500, 600)  # written last, started early
+    path = b.write()
+    with nsysparse.open_trace(path) as t:
+        assert stream_api_calls(t._rd, t.strings, CallFile(tmp_path / "x.parquet", dict), None) is None
+    assert not (tmp_path / "x.parquet").exists()
+    with nsysparse.open_trace(path) as t:
+        want = report_digest(build_report(t))
+    with nsysparse.open_trace(path) as t:
+        spilled = build_report(t, spill_to=tmp_path)
+        got = report_digest(spilled)
+        assert spilled.tables.spilled("api_calls") is not None
+    assert got == want
