@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from . import parquet
 from . import schema as S
-from .cuda import Ops, int64
+from .cuda import Ops, int64, launch_key
 from .intervals import ascending
 from .parquet import SliceWriter, arrow_schema
 from .reader import CannotStream, GrowingCategorical, Reader
@@ -93,8 +93,7 @@ class Launches:
     def __init__(self, ops: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         self._tables: dict[str, dict[str, np.ndarray | None]] = {}
         for name, (pid, corr) in ops.items():
-            corr = np.asarray(corr, np.int64)
-            key = np.where(corr >= 0, (np.asarray(pid, np.int64) << 32) | (corr & 0xFFFFFFFF), -2)  # -2: never met
+            key = launch_key(pid, corr, none=-2)  # -2: no call's key (-1 for none) meets it
             order = None if ascending(key) else np.argsort(key, kind="stable")
             n = key.size
             self._tables[name] = {
@@ -227,8 +226,7 @@ class _Stream:
                 "return_null": np.asarray(ret.isna(), bool)}
         self.rows += len(s)
         if self.launches is not None:
-            key = np.where(corr >= 0, (pid << 32) | (corr & 0xFFFFFFFF), -1)
-            self.launches.add(key, tid, s, e, name)
+            self.launches.add(launch_key(pid, corr), tid, s, e, name)
         self.index.add({"s": s, "e": e, "pid": pid, "tid": tid, "base_name": base, "name": name})
         is_sync = np.append(np.asarray(self.sync_base, bool), False)[base]
         if is_sync.any():

@@ -62,14 +62,20 @@ def api_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
     return S.conform(S.sorted_by_start(out), S.RUNTIME.out)
 
 
+def launch_key(pid: np.ndarray, corr: np.ndarray, none: int = -1) -> np.ndarray:
+    """The key joining a GPU op to the API call that launched it: process and
+    correlation id in one int64 (ids repeat across processes), ``none`` where
+    the correlation id is missing (negative)."""
+    corr = np.asarray(corr, dtype=np.int64)
+    return np.where(corr >= 0, (np.asarray(pid, dtype=np.int64) << 32) | (corr & 0xFFFFFFFF), none)
+
+
 class Ops:
     """GPU-op tables joined to the API calls that launched them."""
 
     def __init__(self, rd: Reader, strings: pd.Series, api: pd.DataFrame) -> None:
         self.rd, self.strings, self.api = rd, strings, api
-        corr = api["correlation_id"].to_numpy()
-        key = (api["pid"].to_numpy().astype(np.int64) << 32) | (corr & 0xFFFFFFFF)
-        key = np.where(corr >= 0, key, -1)
+        key = launch_key(api["pid"].to_numpy(), api["correlation_id"].to_numpy())
         if ascending(key):  # one process's calls in start order carry rising ids: no sort, no order array
             self.keys, self.order = key, None
         else:
@@ -80,9 +86,9 @@ class Ops:
         """Row of the API calls that launched each op (same process and correlation id), or -1."""
         if self.keys.size == 0:
             return np.full(len(pid), -1, dtype=np.int64)
-        q = (np.asarray(pid, dtype=np.int64) << 32) | (np.asarray(corr, dtype=np.int64) & 0xFFFFFFFF)
+        q = launch_key(pid, corr, none=-2)  # -2: no call's key (-1 for none) meets it
         i = np.clip(np.searchsorted(self.keys, q), 0, self.keys.size - 1)
-        hit = (self.keys[i] == q) & (np.asarray(corr) >= 0)
+        hit = self.keys[i] == q
         return np.where(hit, i if self.order is None else self.order[i], -1)
 
     def pids(self, decl: S.Table, raw: pd.DataFrame) -> np.ndarray:

@@ -41,8 +41,7 @@ from .overlap import h2d_overlap
 from .projection import nvtx_projection
 from .ranges import range_table
 from .steps import (assign_to_steps, busiest_thread, find_steps, shown_steps, step_table, thread_calls, whole_span_step,
-                    with_step_bytes,
-                    with_step_kernels)
+                    with_step_bytes, with_step_kernels)
 from .sync import sync_calls, sync_table
 from .overlapping_targets import top_targets
 from .parquet import file_metadata

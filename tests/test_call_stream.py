@@ -5,8 +5,6 @@ and the whole-table path taken where the calls are not in start order."""
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from nsysparse.call_stream import CallFile, Launches, stream_api_calls
 from nsysparse.reader import GrowingCategorical, categorical
 from nsysparse.report import build_report
 from tests.scale_digest import report_digest, table_digest
-from tests.test_reader_checks import DAMAGE, NUMPY_DECIDES, grown_export
+from tests.test_reader_checks import DAMAGE, NUMPY_DECIDES, damaged, grown_export
 
 
 def _batches(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -137,13 +135,7 @@ def test_damaged_calls_stream_as_they_read_whole(what: str, damaged_source: Path
     where numpy decides, the stream keeps the rows and notes of the whole read;
     elsewhere it stops (CannotStream, possibly batches in); and the spilled report
     (streamed, or read whole after the stop) equals the one held in memory."""
-    p = tmp_path / "t.sqlite"
-    shutil.copy2(damaged_source, p)
-    con = sqlite3.connect(p)
-    for stmt in DAMAGE[what]:
-        con.execute(stmt)
-    con.commit()
-    con.close()
+    p = damaged(damaged_source, what, tmp_path)
     whole = reader.Reader(p)
     want = whole.read(S.RUNTIME)
     streamed = reader.Reader(p)

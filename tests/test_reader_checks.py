@@ -65,6 +65,18 @@ def grown_export(folder: Path) -> Path:
     return p
 
 
+def damaged(source: Path, what: str, folder: Path) -> Path:
+    """A copy of ``source`` in ``folder`` with DAMAGE[what] done to it."""
+    p = folder / "t.sqlite"
+    shutil.copy2(source, p)
+    con = sqlite3.connect(p)
+    for stmt in DAMAGE[what]:
+        con.execute(stmt)
+    con.commit()
+    con.close()
+    return p
+
+
 # where the numpy checks decide on the API calls; elsewhere the driver cannot type them as integers
 NUMPY_DECIDES = {"clean", "null start", "end before start", "null and backwards", "null in a later batch",
                  "null optional in a later batch"}
@@ -90,13 +102,7 @@ def _read(path: Path, numpy_checks: bool, monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize("what", list(DAMAGE))
 def test_checks_in_numpy_equal_checks_in_the_query(what: str, grown: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    p = tmp_path / "t.sqlite"
-    shutil.copy2(grown, p)
-    con = sqlite3.connect(p)
-    for stmt in DAMAGE[what]:
-        con.execute(stmt)
-    con.commit()
-    con.close()
+    p = damaged(grown, what, tmp_path)
     decided: list[str] = []
     fast, fast_notes = _read(p, True, monkeypatch, decided)
     assert any(f'FROM "{R}"' in sql for sql in decided) == (what in NUMPY_DECIDES)
