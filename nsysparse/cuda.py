@@ -59,7 +59,7 @@ def api_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
     )
     del df, gt, names, base  # the raw columns not taken over are freed before the sort
     out["dur_ns"] = out["end_ns"] - out["start_ns"]
-    return S.conform(S.sorted_by_start(out), S.RUNTIME.out)
+    return S.conform(S.sorted_by_start(out, consume=True), S.RUNTIME.out)
 
 
 def launch_key(pid: np.ndarray, corr: np.ndarray, none: int = -1) -> np.ndarray:
@@ -180,7 +180,7 @@ class Ops:
         elif decl is S.GRAPH:
             base["graph_id"] = int64(raw["graphId"])
             base["graph_exec_id"] = int64(raw["graphExecId"])
-        return S.conform(S.sorted_by_start(base), decl.out)
+        return S.conform(S.sorted_by_start(base, consume=True), decl.out)
 
 
 def sync_events(rd: Reader) -> pd.DataFrame:
@@ -263,4 +263,4 @@ def os_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
     )
     del df, gt
     out["dur_ns"] = out["end_ns"] - out["start_ns"]
-    return S.conform(S.sorted_by_start(out), S.OSRT.out)
+    return S.conform(S.sorted_by_start(out, consume=True), S.OSRT.out)

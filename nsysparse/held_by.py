@@ -104,13 +104,16 @@ def wait_holders(
     ``(none)``), ``holder_kind`` (``range``, ``gpu``, ``call``, ``none``) and the
     holder's ``tid`` (null for a GPU op or none). ``ranges`` is the NVTX range
     table (``range_id``, ``parent``, text, times, pid, tid); ``gpu_ops`` has
-    ``pid``, ``start_ns``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
+    ``pid``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
     sw = step_waits(steps, waits)
     calls = api_call_rows(api_calls)
     if sync_calls is None:
         sync_calls = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("pid", "tid", "start_ns", "end_ns")})
     relays = relaying_ranges(ranges, waits, sync_calls)
-    workers = ranges[~ranges["range_id"].isin(relays)]
+    # the columns read of the ranges that can hold a wait (a million ranges: no copy of the text)
+    workers = ranges[["range_id", "parent", "pid", "tid", "start_ns", "end_ns"]]
+    workers = workers[~workers["range_id"].isin(relays).to_numpy()]
+    at = pd.Index(ranges["range_id"].to_numpy())  # range_id -> row of ``ranges``
     out = []
     for (pid, tid), w in sw.groupby(["pid", "tid"], sort=False):  # one pass per waiting thread
         w = w.reset_index(drop=True)
@@ -124,10 +127,10 @@ def wait_holders(
             sel = hit >= 0
             rid = r["range_id"].to_numpy()[hit[sel]]
             rid = _descend(rid, w.loc[sel, "wait_start_ns"].to_numpy(), w.loc[sel, "wait_end_ns"].to_numpy(), workers)
-            by_id = ranges.set_index("range_id")
-            holder[sel] = by_id.loc[rid, "text"].astype(object).to_numpy()
+            row = at.get_indexer(rid)
+            holder[sel] = ranges["text"].iloc[row].astype(object).to_numpy()
             kind[sel] = "range"
-            htid[np.flatnonzero(sel)] = by_id.loc[rid, "tid"].to_numpy()
+            htid[np.flatnonzero(sel)] = ranges["tid"].to_numpy()[row]
             todo &= ~sel
         if todo.any():  # the GPU op that ended last
             rows, ends = _gpu_candidates(gpu_ops, pid)
@@ -138,11 +141,12 @@ def wait_holders(
                 kind[sel] = "gpu"
                 todo &= ~sel
         if todo.any():  # the API call on another thread that ended last
-            ends, names, tids = _call_candidates(calls, pid, tid)
+            ends, codes, tids = _call_candidates(calls, pid, tid)
             hit = _latest_ending_of(ends, w, tol_ns)
             sel = todo & (hit >= 0)
             if sel.any():
-                holder[sel] = names[hit[sel]]
+                cats = calls.categories.get("name", pd.Index([], dtype=object))
+                holder[sel] = np.asarray(pd.Categorical.from_codes(codes[hit[sel]], categories=cats), dtype=object)
                 kind[sel] = "call"
                 htid[np.flatnonzero(sel)] = tids[hit[sel]]
                 todo &= ~sel
@@ -175,8 +179,9 @@ def _gpu_candidates(ops: pd.DataFrame, pid: int) -> tuple[np.ndarray, np.ndarray
 
 def _call_candidates(calls: RowWindows, pid: int, tid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The API calls of process ``pid`` on threads other than ``tid``, by end:
-    their sorted ends, names (object) and threads. Read a stretch of rows at a
-    time (from the calls' file, in a spilled report): only the candidates are held."""
+    their sorted ends, name codes (against ``calls.categories["name"]``; -1: none)
+    and threads. Read a stretch of rows at a time (from the calls' file, in a
+    spilled report): only the candidates are held, a name as its code."""
     ends, codes, tids = [], [], []
     for part in calls.chunks(("e", "pid", "tid"), tuple(c for c in ("name",) if c in calls.codes)):
         mine = (part["pid"] == pid) & (part["tid"] != tid)
@@ -184,13 +189,11 @@ def _call_candidates(calls: RowWindows, pid: int, tid: int) -> tuple[np.ndarray,
         codes.append(part["name"][mine] if "name" in part else np.full(int(mine.sum()), -1, np.int32))
         tids.append(part["tid"][mine])
     if not ends:
-        return np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
     e = np.concatenate(ends).astype(np.int64, copy=False)
+    del ends
     order = e.argsort(kind="quicksort")  # the ends of the rows in row order, as sort_values("end_ns") orders ties
-    cats = calls.categories.get("name", pd.Index([], dtype=object))
-    code = np.concatenate(codes).astype(np.int64)[order]
-    names = np.asarray(pd.Categorical.from_codes(code, categories=cats), dtype=object)
-    return e[order], names, np.concatenate(tids)[order]
+    return e[order], np.concatenate(codes)[order], np.concatenate(tids)[order]
 
 
 def _descend(rid: np.ndarray, ws: np.ndarray, we: np.ndarray, ranges: pd.DataFrame, max_depth: int = 8) -> np.ndarray:

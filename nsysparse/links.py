@@ -172,7 +172,7 @@ def link_bandwidth(copies: pd.DataFrame, peaks: dict[str, float]) -> pd.DataFram
     percentiles); ``utilisation`` = effective / peak (null without a peak). The
     disk row has ``copy_kind`` "Disk-to-Host" and comes last."""
     rows = []
-    disk = copies["copy_kind"].to_numpy(dtype=object) == S.DISK_TO_HOST
+    disk = (copies["copy_kind"] == S.DISK_TO_HOST).to_numpy(dtype=bool, na_value=False)  # no Python string per copy
     for part in (copies[~disk], copies[disk]):  # copies by label, then the disk row
         for label, df in part.groupby("link", sort=True):  # one pass per link
             first = df.iloc[0]

@@ -146,12 +146,14 @@ class _Spiller:
     window of time at a time (:class:`RowWindows`) and the frame is freed. The
     OS calls' file is no output: it goes with the folder."""
 
-    ROWS = {"api_calls": api_call_rows, "os_calls": os_call_rows}  # how the analyses read each back
+    # how the analyses read each back (the kernels: from memory, the columns they use)
+    ROWS: dict[str, Callable[..., RowWindows] | None] = {"api_calls": api_call_rows, "os_calls": os_call_rows,
+                                                          "kernels": None}
 
     def __init__(self, folder: Path, trace: Trace, settings: Settings) -> None:
         self.folder, self.trace, self.settings = folder, trace, settings
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill")
-        self.jobs: dict[str, Future[tuple[Spilled, RowWindows]]] = {}
+        self.jobs: dict[str, Future[tuple[Spilled, RowWindows | None]]] = {}
         self.cancel = threading.Event()
         self._lock = threading.Lock()  # the loading threads submit concurrently
         self._meta: dict[str, str] | None = None
@@ -184,11 +186,11 @@ class _Spiller:
                 self._meta = file_metadata(self.trace.identity(), self.settings.to_dict())
             return self._meta
 
-    def job(self, name: str, trace: Trace) -> "Future[tuple[Spilled, RowWindows]]":
+    def job(self, name: str, trace: Trace) -> "Future[tuple[Spilled, Any]]":
         """The job writing table ``name``: the one started as it was built, or one started now."""
         return self.jobs[name] if name in self.jobs else self.submit(name, getattr(trace, name))
 
-    def submit(self, name: str, df: pd.DataFrame) -> "Future[tuple[Spilled, RowWindows]]":
+    def submit(self, name: str, df: pd.DataFrame) -> "Future[tuple[Spilled, Any]]":
         """Table ``name`` to its file, once (a second call gets the first one's job)."""
         meta = self.meta()
         with self._lock:
@@ -267,24 +269,30 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     # without kernels and without copies nothing shows the GPU's work was traced (a lone fill proves little)
     any_op = len(trace.memcpy) > 0 or len(compute) > 0
     missing = unrecorded(trace.has(S.T_KERNEL) or trace.has(S.T_GRAPH), trace.has(S.T_MEMCPY), called, any_op)
+    # spilled, the kernels go to their file beside the projection, which then narrows them
+    kernels_job = spiller.submit("kernels", trace.kernels) if spiller is not None and settings.window is None else None
     if api_job is not None:
         # the API calls' frame lives until their file is written: the analyses' inputs are
         # not piled on it (2 GB: a peak of 2.35-2.7 GB, by how the threads met, -> 2.3 GB)
         api_job.result()
+    # the projection first, while the least is held: the one analysis that reads the kernels'
+    # launching calls; spilled, the kernels then keep only KERNEL_COLUMNS (their file has the
+    # rest). It runs alone: beside the step analyses, its peak met theirs (2 GB: 1.97 GB)
+    projection = _projection(trace, kernels_job)
     anyop = any_intervals(compute, trace.memcpy, trace.memset)
     h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
     copies = copies_table(trace.memcpy, io)
 
     st = step_table(steps, waits, syncs, compute, anyop, h2d)
-    # the projection, then the exclusive breakdown, need only the loaded tables and the
-    # steps: one thread runs them in turn beside the other step analyses (numpy and
-    # pandas release the GIL), from when the step table, whose unions hold the most
-    # memory, is built. One thread, not two: their peaks never meet (two threads held
-    # 150 MB more at 2 GB and were no faster). The breakdown reads its own copy of the steps.
+    # the any-op intervals (a row per GPU op) are read by these two only: freed before what follows
+    devices, busy = step_devices(compute, anyop, trace.gpus, st), gpu_busy_bins(compute, anyop, st)
+    del anyop
+    # the exclusive breakdown needs only the loaded tables and the steps: a thread runs it
+    # beside the other step analyses (numpy and pandas release the GIL), from when the step
+    # table, whose unions hold the most memory, is built. It reads its own copy of the steps.
     gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
     bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
-    projection_job = pool.submit(nvtx_projection, trace)  # (after the API calls' file, waited for above)
     breakdown_job = pool.submit(_breakdown_tables, bd_steps, compute, api_src, waits, gpu_copies,
                                 trace.memset, io, os_src, shown_steps(bd_steps))
     pool.shutdown(wait=False)
@@ -298,14 +306,13 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
     overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
     layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
-    projection = projection_job.result()
     first, last = span
     span_ns = last - first if first is not None and last is not None else 0
 
     tables = {
         "nvtx_ranges": ranges,
         "marks": trace.marks,
-        "kernels": trace.kernels,
+        "kernels": trace.kernels if kernels_job is None else kernels_job.result()[0],
         "memcpy": trace.memcpy,
         "memset": trace.memset,
         "graph_runs": trace.graph_runs,
@@ -313,7 +320,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
         "projection": projection,
         "steps": st,
         "step_links": sl,
-        "step_devices": step_devices(compute, anyop, trace.gpus, st),
+        "step_devices": devices,
         "layers": layers,
         "links": links,
         "sync": sync_table(syncs, st, span_ns),
@@ -322,10 +329,9 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
         "sync_calls": syncs,
         "gpus": trace.gpus,
         "threads": trace.threads,
-        "gpu_busy": gpu_busy_bins(compute, anyop, st),
+        "gpu_busy": busy,
         "kernels_summary": kernel_summary(trace.kernels, st),
     }
-    del anyop  # the any-op intervals (a row per GPU op) are read no more: freed before what follows
     # ---- the exclusive breakdown, what held the waits, and the targets from them ----
     per_wait = wait_holders(st, waits, ranges, _named_gpu_ops(trace, gpu_copies), _rows(api_src), syncs)
     bd, tables["breakdown_segments"], os_names = breakdown_job.result()
@@ -385,11 +391,28 @@ def call_facts(api: pd.DataFrame | StreamedCalls) -> tuple[pd.DataFrame, pd.Data
                                 "base_name": names})
 
 
-def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], rows: Callable[..., RowWindows],
-                cancel: threading.Event | None = None) -> tuple[Spilled, RowWindows]:
-    """``df`` to its file, and the :class:`RowWindows` (``rows(df, path)``) that read its rows back from it."""
+def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], rows: Callable[..., RowWindows] | None,
+                cancel: threading.Event | None = None) -> tuple[Spilled, RowWindows | None]:
+    """``df`` to its file, and the :class:`RowWindows` (``rows(df, path)``) that read its rows back from it
+    (None without ``rows``)."""
     spilled = spill(df, path, meta, cancel)
-    return spilled, rows(df, path)
+    return spilled, None if rows is None else rows(df, path)
+
+
+# The kernels' columns the analyses read after the projection: the launching call's,
+# the stream, the correlation and graph node ids only go to the kernels' file.
+KERNEL_COLUMNS = ("start_ns", "end_ns", "dur_ns", "device", "pid", "name", "short_name")
+
+
+def _projection(trace: Trace, kernels_file: "Future[tuple[Spilled, Any]] | None") -> pd.DataFrame:
+    """:func:`nvtx_projection`; with ``kernels_file`` (the kernels being written to
+    theirs), once it is written, the trace's kernels narrowed to KERNEL_COLUMNS
+    (at 2 GB: 5.7M kernels, 539 -> 240 MB)."""
+    projection = nvtx_projection(trace)
+    if kernels_file is not None:
+        kernels_file.result()
+        trace.narrow("kernels", KERNEL_COLUMNS)
+    return projection
 
 
 def _rows(src: RowWindows | Future[tuple[Spilled, RowWindows]]) -> RowWindows:
@@ -466,8 +489,8 @@ def check_summary(summary: dict[str, Any], path: object) -> None:
 def _named_gpu_ops(trace: Trace, gpu_copies: pd.DataFrame) -> pd.DataFrame:
     """Every GPU op with a ``name`` for what-held-the-wait: kernels by short
     name, copies (``gpu_copies``: the copies table's memcpy rows) by class
-    (``H2D pinned`` ...), memsets, graph runs."""
-    cols = ["pid", "start_ns", "end_ns"]
+    (``H2D pinned`` ...), memsets, graph runs: ``pid``, ``end_ns``, ``name``."""
+    cols = ["pid", "end_ns"]
     named = [
         (trace.kernels, pd.Categorical(trace.kernels["short_name"])),
         (gpu_copies, pd.Categorical("copy " + gpu_copies["category"].astype(object))),

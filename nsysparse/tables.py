@@ -36,8 +36,30 @@ class Spilled:
     def frame(self) -> pd.DataFrame:
         """The table as it was in memory: same columns, dtypes (categories in their
         order) and values."""
-        cats = [c for c, t in self.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
-        df = pq.read_table(self.path, read_dictionary=cats).to_pandas()
+        return self._read()
+
+    def window(self, lo: int, hi: int) -> pd.DataFrame:
+        """The rows that overlap ``[lo, hi)`` (``start_ns < hi`` and ``end_ns > lo``),
+        as :meth:`frame` has them: only the row groups whose times can hold one are read."""
+        f = pq.ParquetFile(self.path, read_dictionary=self._categorical())
+        md, names = f.metadata, f.schema_arrow.names
+        s, e = names.index("start_ns"), names.index("end_ns")
+        groups = []
+        for g in range(md.num_row_groups):  # a row group's statistics say whether a row of it can overlap
+            rg = md.row_group(g)
+            first, last = rg.column(s).statistics, rg.column(e).statistics
+            if rg.num_rows and not (first is not None and first.has_min_max and first.min >= hi) \
+                    and not (last is not None and last.has_min_max and last.max <= lo):
+                groups.append(g)
+        df = f.read_row_groups(groups).to_pandas() if groups else f.schema_arrow.empty_table().to_pandas()
+        df = df[(df["start_ns"].to_numpy() < hi) & (df["end_ns"].to_numpy() > lo)].reset_index(drop=True)
+        return df.astype(self.dtypes)
+
+    def _categorical(self) -> list[str]:
+        return [c for c, t in self.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+
+    def _read(self) -> pd.DataFrame:
+        df = pq.read_table(self.path, read_dictionary=self._categorical()).to_pandas()
         return df.astype(self.dtypes)
 
 
@@ -66,6 +88,9 @@ class Tables(MutableMapping[str, pd.DataFrame]):
     def __delitem__(self, name: str) -> None:
         del self._t[name]
 
+    def __contains__(self, name: object) -> bool:  # Mapping's would read a spilled table back to answer
+        return name in self._t
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._t)
 
@@ -85,6 +110,14 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         """The handle of a spilled table, or None for one held in memory."""
         v = self._t[name]
         return v if isinstance(v, Spilled) else None
+
+    def window(self, name: str, lo: int, hi: int) -> pd.DataFrame:
+        """The rows of table ``name`` (with ``start_ns`` and ``end_ns``) that overlap
+        ``[lo, hi)``, in table order; of a spilled table, only those are read back."""
+        v = self._t[name]
+        if isinstance(v, Spilled):
+            return v.window(lo, hi)
+        return v[(v["start_ns"].to_numpy() < hi) & (v["end_ns"].to_numpy() > lo)]
 
     def in_memory(self) -> dict[str, pd.DataFrame]:
         """The tables held in memory (a spilled table is not read back)."""

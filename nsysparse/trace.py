@@ -310,6 +310,12 @@ class Trace:
         for name in names:
             self.__dict__.pop(name, None)
 
+    def narrow(self, name: str, columns: tuple[str, ...]) -> None:
+        """Keep only ``columns`` of the built table ``name``: the others are freed
+        (each column is an array of its own), and the table has only these from now."""
+        if name in self.__dict__:
+            self.__dict__[name] = self.__dict__[name][list(columns)]
+
     # ---- lookups -------------------------------------------------------------------
 
     @cached_property
@@ -447,8 +453,8 @@ def give_back_freed_memory() -> None:
     -> 1.13 GB on a 200 MB trace). glibc serves an array under its *dynamic* mmap
     threshold (which grows to 32 MB as big arrays are freed) from the heap, where
     freed pages stay mapped; a fixed threshold of 128 KiB maps every column on its
-    own (Arrow's mimalloc pool is left as it is: the system pool saved 5% more
-    and cost 5% time). Process-wide and done once; a no-op without glibc or when
+    own (Arrow's mimalloc pool stays, told to purge what it frees at once: see
+    ``nsysparse/__init__.py``). Process-wide and done once; a no-op without glibc or when
     ``NSYSPARSE_KEEP_ALLOCATOR`` is set."""
     if os.environ.get("NSYSPARSE_KEEP_ALLOCATOR"):
         return

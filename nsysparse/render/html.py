@@ -326,6 +326,13 @@ def _in(df: pd.DataFrame | None, lo: int, hi: int) -> pd.DataFrame:
     return df[(df["start_ns"].to_numpy() < hi) & (df["end_ns"].to_numpy() > lo)]
 
 
+def _window(report: Report, name: str, lo: int, hi: int) -> pd.DataFrame:
+    """The rows of table ``name`` that overlap ``[lo, hi)`` (a spilled table: only those read back)."""
+    if name not in report.tables or report.tables.rows(name) == 0:
+        return pd.DataFrame()
+    return report.tables.window(name, lo, hi)
+
+
 def _lane(label: str, kind: str, df: pd.DataFrame, lo: int, colour: Any, text: Any, extra: Any, strs: _Strings) -> dict[str, Any]:
     n = len(df)
     s = df["start_ns"].to_numpy(dtype=np.int64)
@@ -400,7 +407,7 @@ def step_timeline(report: Report, row: pd.Series, strs: _Strings, budget: int) -
                 lanes.append(_lane(f"{who(int(p), int(t))} · NVTX {depth}", "thread", gd, lo, colours,
                                    gd["name"].astype(object).to_numpy(), "NVTX range", strs))
     ops: list[pd.DataFrame] = []
-    k = _in(_t(report, "kernels"), lo, hi)
+    k = _window(report, "kernels", lo, hi)
     if len(k):
         ops.append(pd.DataFrame({"start_ns": k["start_ns"], "end_ns": k["end_ns"], "device": k["device"], "stream": k["stream"],
                                  "c": KERNEL, "t": k["short_name"].astype(object), "x": "kernel"}))
@@ -418,16 +425,16 @@ def step_timeline(report: Report, row: pd.Series, strs: _Strings, budget: int) -
                 lanes.append(_lane("disk reads", "disk", disk, lo, COPY_COLOURS["disk"],
                                    ["disk read " + s for s in _size(disk["bytes"])], disk["link"].astype(object).to_numpy(), strs))
     else:
-        m = _in(_t(report, "memcpy"), lo, hi)
+        m = _window(report, "memcpy", lo, hi)
         if len(m):
             ops.append(pd.DataFrame({"start_ns": m["start_ns"], "end_ns": m["end_ns"], "device": m["device"], "stream": m["stream"],
                                      "c": "#2e9d4c", "t": m["copy_kind"].astype(object) + " " + pd.Series(_size(m["bytes"]), index=m.index),
                                      "x": "copy"}))
-    ms = _in(_t(report, "memset"), lo, hi)
+    ms = _window(report, "memset", lo, hi)
     if len(ms):
         ops.append(pd.DataFrame({"start_ns": ms["start_ns"], "end_ns": ms["end_ns"], "device": ms["device"], "stream": ms["stream"],
                                  "c": MEMSET, "t": ["memset " + s for s in _size(ms["bytes"])], "x": "memset"}))
-    gr = _in(_t(report, "graph_runs"), lo, hi)
+    gr = _window(report, "graph_runs", lo, hi)
     if len(gr):
         ops.append(pd.DataFrame({"start_ns": gr["start_ns"], "end_ns": gr["end_ns"], "device": gr["device"], "stream": gr["stream"],
                                  "c": GRAPH, "t": "graph " + gr["graph_id"].astype(str), "x": "CUDA graph run"}))

@@ -116,9 +116,8 @@ def timeline_lanes(report: Report, step: pd.Series, max_threads: int = 4) -> lis
                 lanes.append(_lane(f"{who} · NVTX depth {depth}", g, lo, hi, colours[g.index], g["text"], "thread"))
 
     ops = []
-    k = report.tables["kernels"]
-    if len(k):
-        k = _in_window(k, lo, hi)
+    if report.tables.rows("kernels"):
+        k = report.tables.window("kernels", lo, hi)  # spilled: only the step's kernels read back
         ops.append(k.assign(colour=KERNEL, text=k["short_name"].astype(object)))
     gr = report.tables["graph_runs"]
     if len(gr):
