@@ -94,7 +94,7 @@ def wait_holders(
     steps: pd.DataFrame,
     waits: pd.DataFrame,
     ranges: pd.DataFrame,
-    gpu_ops: pd.DataFrame,
+    gpu_ops: pd.DataFrame | list[pd.DataFrame],
     api_calls: pd.DataFrame | RowWindows,
     sync_calls: pd.DataFrame | None = None,
     tol_ns: int = TOLERANCE_NS,
@@ -104,7 +104,8 @@ def wait_holders(
     ``(none)``), ``holder_kind`` (``range``, ``gpu``, ``call``, ``none``) and the
     holder's ``tid`` (null for a GPU op or none). ``ranges`` is the NVTX range
     table (``range_id``, ``parent``, text, times, pid, tid); ``gpu_ops`` has
-    ``pid``, ``end_ns``, ``name``; ``api_calls`` the API calls."""
+    ``pid``, ``end_ns``, ``name`` (or is a list of such frames: the GPU ops of
+    each table, never joined into one); ``api_calls`` the API calls."""
     sw = step_waits(steps, waits)
     calls = api_call_rows(api_calls)
     if sync_calls is None:
@@ -133,15 +134,15 @@ def wait_holders(
             htid[np.flatnonzero(sel)] = ranges["tid"].to_numpy()[row]
             todo &= ~sel
         if todo.any():  # the GPU op that ended last
-            rows, ends = _gpu_candidates(gpu_ops, pid)
+            names, ends = _gpu_candidates(gpu_ops if isinstance(gpu_ops, list) else [gpu_ops], pid, w[todo], tol_ns)
             hit = _latest_ending_of(ends, w, tol_ns)
             sel = todo & (hit >= 0)
             if sel.any():
-                holder[sel] = gpu_ops["name"].iloc[rows[hit[sel]]].astype(object).to_numpy()
+                holder[sel] = names[hit[sel]]
                 kind[sel] = "gpu"
                 todo &= ~sel
         if todo.any():  # the API call on another thread that ended last
-            ends, codes, tids = _call_candidates(calls, pid, tid)
+            ends, codes, tids = _call_candidates(calls, pid, tid, w[todo], tol_ns)
             hit = _latest_ending_of(ends, w, tol_ns)
             sel = todo & (hit >= 0)
             if sel.any():
@@ -163,28 +164,50 @@ def wait_holders(
     return pd.concat(out, ignore_index=True)[WAIT_COLUMNS]
 
 
-def _gpu_candidates(ops: pd.DataFrame, pid: int) -> tuple[np.ndarray, np.ndarray]:
-    """The process's GPU ops by end: (row positions, their ends, sorted); millions
-    of ops are never copied as a frame."""
-    mine = ops["pid"].to_numpy() == pid
-    all_ends = ops["end_ns"].to_numpy(np.int64)
-    if mine.all():  # one process (the usual case): no row list, no copies of its ends
-        rows = all_ends.argsort(kind="quicksort")  # as sort_values("end_ns") orders ties
-        return rows, all_ends[rows]
-    rows = np.flatnonzero(mine)
-    ends = all_ends[rows]
-    order = ends.argsort(kind="quicksort")
-    return rows[order], ends[order]
+def _spans(w: pd.DataFrame, tol: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ends that can release a wait of ``w``, ``(wait_start, wait_end + tol]``, as
+    a sorted disjoint set of ``[s, e)``."""
+    return iv.union(w["wait_start_ns"].to_numpy(np.int64) + 1, w["wait_end_ns"].to_numpy(np.int64) + tol + 1)
 
 
-def _call_candidates(calls: RowWindows, pid: int, tid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The API calls of process ``pid`` on threads other than ``tid``, by end:
-    their sorted ends, name codes (against ``calls.categories["name"]``; -1: none)
-    and threads. Read a stretch of rows at a time (from the calls' file, in a
-    spilled report): only the candidates are held, a name as its code."""
+def _ends_in(ends: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which ``ends`` lie in ``spans`` (:func:`_spans`): the only candidates that can
+    hold a wait (the others are never the latest to end in one)."""
+    s, e = spans
+    i = np.searchsorted(s, ends, side="right") - 1
+    return (i >= 0) & (ends < e[np.clip(i, 0, None)])
+
+
+def _gpu_candidates(parts: list[pd.DataFrame], pid: int, w: pd.DataFrame, tol: int) -> tuple[np.ndarray, np.ndarray]:
+    """The process's GPU ops (of every frame of ``parts``) that end inside a wait of
+    ``w`` (or ``tol`` after it), by end (ties in the order of the parts, then of
+    their rows): (their names as objects, their ends, sorted); millions of ops are
+    never sorted nor copied."""
+    spans = _spans(w, tol)
+    names, ends = [], []
+    for ops in parts:
+        all_ends = ops["end_ns"].to_numpy(np.int64)
+        rows = np.flatnonzero((ops["pid"].to_numpy() == pid) & _ends_in(all_ends, spans))
+        ends.append(all_ends[rows])
+        names.append(ops["name"].iloc[rows].astype(object).to_numpy())
+    if not ends:
+        return np.zeros(0, object), np.zeros(0, np.int64)
+    e = np.concatenate(ends)
+    order = e.argsort(kind="stable")
+    return np.concatenate(names)[order], e[order]
+
+
+def _call_candidates(calls: RowWindows, pid: int, tid: int, w: pd.DataFrame,
+                     tol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The API calls of process ``pid`` on threads other than ``tid`` that end inside
+    a wait of ``w`` (or ``tol`` after it), by end (ties in row order): their sorted
+    ends, name codes (against ``calls.categories["name"]``; -1: none) and threads.
+    Read a stretch of rows at a time (from the calls' file, in a spilled report):
+    only the candidates are held, a name as its code."""
     ends, codes, tids = [], [], []
+    spans = _spans(w, tol)
     for part in calls.chunks(("e", "pid", "tid"), tuple(c for c in ("name",) if c in calls.codes)):
-        mine = (part["pid"] == pid) & (part["tid"] != tid)
+        mine = (part["pid"] == pid) & (part["tid"] != tid) & _ends_in(part["e"].astype(np.int64, copy=False), spans)
         ends.append(part["e"][mine])
         codes.append(part["name"][mine] if "name" in part else np.full(int(mine.sum()), -1, np.int32))
         tids.append(part["tid"][mine])
@@ -192,7 +215,7 @@ def _call_candidates(calls: RowWindows, pid: int, tid: int) -> tuple[np.ndarray,
         return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
     e = np.concatenate(ends).astype(np.int64, copy=False)
     del ends
-    order = e.argsort(kind="quicksort")  # the ends of the rows in row order, as sort_values("end_ns") orders ties
+    order = e.argsort(kind="stable")
     return e[order], np.concatenate(codes)[order], np.concatenate(tids)[order]
 
 

@@ -41,13 +41,14 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     - ``share``: ``total_ns`` over the total duration of all kernels, the
       kernel's share of GPU compute time (nsys: Time (%) / 100)
 
-    ``kernels`` needs ``name``, ``short_name``, ``start_ns``, ``dur_ns`` and
+    ``kernels`` needs ``name``, ``short_name``, ``start_ns``, ``end_ns`` and
     ``pid``; ``steps`` needs ``step``, ``warmup``, ``pid``, ``start_ns`` and
     ``end_ns``. CUDA graph runs are not kernels here, as in nsys's report.
     """
     if kernels.empty:
         return _empty()
-    dur = kernels["dur_ns"].to_numpy(dtype=np.int64)
+    # end - start: the kernels' ``dur_ns``, made here (a spilled report's kernels hold no durations)
+    dur = kernels["end_ns"].to_numpy(dtype=np.int64) - kernels["start_ns"].to_numpy(dtype=np.int64)
     # names stay categorical (a code per launch, not a string: millions of launches share a few hundred names)
     k = pd.DataFrame({"name": _named(kernels["name"]), "short_name": _named(kernels["short_name"]), "dur_ns": dur})
 
@@ -58,17 +59,20 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
 
     g = k.groupby("name", sort=False, observed=True)
     d = g["dur_ns"]
-    q = pd.DataFrame({0.5: d.quantile(0.5), 0.95: d.quantile(0.95)})
+    launches = d.size()
+    # per name, as pandas' groupby quantile gives them (a sort of one key, not of the frame)
+    q = group_quantiles(np.asarray(k["name"].cat.codes), dur, len(k["name"].cat.categories), (0.5, 0.95))
+    q = q[np.asarray(launches.index.codes)]
     out = pd.DataFrame(
         {
             "short_name": g["short_name"].first(),
-            "launches": d.size().astype(np.int64),
+            "launches": launches.astype(np.int64),
             "total_ns": d.sum().astype(np.int64),
             "step_total_ns": g["step_dur_ns"].sum(),
             "min_ns": d.min().astype(np.int64),
             "max_ns": d.max().astype(np.int64),
-            "p50_ns": q[0.5].astype(np.float64),
-            "p95_ns": q[0.95].astype(np.float64),
+            "p50_ns": q[:, 0],
+            "p95_ns": q[:, 1],
             "stddev_ns": d.std(ddof=1).fillna(0.0),
         }
     )
@@ -81,6 +85,38 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
         out[col] = pd.Series(out[col].to_numpy(dtype=object), index=out.index)
     out = out.sort_values(["total_ns", "name"], ascending=[False, True], ignore_index=True)
     return out[list(COLUMNS)]
+
+
+_VALUE_BITS = 47  # a group code and a value below 2**47 (39 hours in ns) share one int64 sort key
+
+
+def group_quantiles(codes: np.ndarray, values: np.ndarray, groups: int, qs: tuple[float, ...]) -> np.ndarray:
+    """Per group code (``0 <= code < groups``) the ``qs`` quantiles of its ``values``
+    (non-negative int64), linear between neighbours, as pandas' groupby quantile
+    computes them (``val + (next - val) * frac``): a ``groups`` x ``len(qs)`` array,
+    NaN for a group without values. One sort of a key per value (the code in the
+    high bits), in place, where pandas sorts the values and keeps an indexer."""
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=np.int64)
+    counts = np.bincount(codes, minlength=groups)
+    if values.size and int(values.max()) < (1 << _VALUE_BITS) and groups < (1 << (63 - _VALUE_BITS)):
+        key = (codes << _VALUE_BITS) | values
+        key.sort()
+        key &= (1 << _VALUE_BITS) - 1
+        ordered = key
+    else:  # values too large to share a key: sort by both
+        ordered = values[np.lexsort((values, codes))]
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = np.full((groups, len(qs)), np.nan)
+    has = counts > 0
+    for j, q in enumerate(qs):
+        pos = q * (counts[has] - 1).astype(np.float64)
+        at = first[has] + pos.astype(np.int64)  # truncated, as pandas casts
+        frac = pos % 1
+        val = ordered[at]
+        nxt = ordered[np.minimum(at + 1, ordered.size - 1)]
+        out[has, j] = np.where(frac == 0.0, val.astype(np.float64), val + (nxt - val) * frac)
+    return out
 
 
 def _named(names: pd.Series) -> pd.Categorical:

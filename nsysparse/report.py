@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from . import __version__
 from . import conventions as C
@@ -400,8 +399,8 @@ def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], rows: Callab
 
 
 # The kernels' columns the analyses read after the projection: the launching call's,
-# the stream, the correlation and graph node ids only go to the kernels' file.
-KERNEL_COLUMNS = ("start_ns", "end_ns", "dur_ns", "device", "pid", "name", "short_name")
+# the stream, the duration, the correlation and graph node ids only go to the kernels' file.
+KERNEL_COLUMNS = ("start_ns", "end_ns", "device", "pid", "name", "short_name")
 
 
 def _projection(trace: Trace, kernels_file: "Future[tuple[Spilled, Any]] | None") -> pd.DataFrame:
@@ -486,30 +485,18 @@ def check_summary(summary: dict[str, Any], path: object) -> None:
         raise AssertionError(f"{path}: the summary would say something impossible: " + "; ".join(bad))
 
 
-def _named_gpu_ops(trace: Trace, gpu_copies: pd.DataFrame) -> pd.DataFrame:
-    """Every GPU op with a ``name`` for what-held-the-wait: kernels by short
-    name, copies (``gpu_copies``: the copies table's memcpy rows) by class
-    (``H2D pinned`` ...), memsets, graph runs: ``pid``, ``end_ns``, ``name``."""
-    cols = ["pid", "end_ns"]
-    named = [
-        (trace.kernels, pd.Categorical(trace.kernels["short_name"])),
-        (gpu_copies, pd.Categorical("copy " + gpu_copies["category"].astype(object))),
-        (trace.memset, "memset"),
-        (trace.graph_runs, "graph run"),
-    ]
-    frames, names = [], []
-    for df, name in named:
-        if len(df):
-            frames.append(df[cols])
-            if isinstance(name, str):
-                name = pd.Categorical.from_codes(np.zeros(len(df), np.int8), categories=[name])
-            names.append(pd.Categorical.from_codes(name.codes, categories=pd.Index(name.categories, dtype=object)))
-    if not frames:
-        return trace.kernels[cols].assign(name=pd.Series(dtype=object))
-    out = pd.concat(frames, ignore_index=True)
-    # one categorical column of names: a code per op, not a Python string
-    out["name"] = union_categoricals(names, ignore_order=True)
-    return out
+def _named_gpu_ops(trace: Trace, gpu_copies: pd.DataFrame) -> list[pd.DataFrame]:
+    """Every GPU op with a ``name`` for what-held-the-wait, a frame per table
+    (``pid``, ``end_ns``, ``name``; the kernels' a view of their columns, no copy):
+    kernels by short name, copies (``gpu_copies``: the copies table's memcpy rows)
+    by class (``H2D pinned`` ...), memsets, graph runs."""
+    parts = [trace.kernels[["pid", "end_ns", "short_name"]].rename(columns={"short_name": "name"})]
+    parts.append(pd.DataFrame({"pid": gpu_copies["pid"], "end_ns": gpu_copies["end_ns"],
+                               "name": pd.Categorical("copy " + gpu_copies["category"].astype(object))}))
+    for df, name in ((trace.memset, "memset"), (trace.graph_runs, "graph run")):
+        parts.append(pd.DataFrame({"pid": df["pid"], "end_ns": df["end_ns"],
+                                   "name": pd.Categorical.from_codes(np.zeros(len(df), np.int8), categories=[name])}))
+    return [p for p in parts if len(p)]
 
 
 def _breakdown_summary(

@@ -130,19 +130,29 @@ def assign_to_steps(steps: pd.DataFrame, t_ns: np.ndarray, pid: np.ndarray) -> n
     out = np.full(t_ns.size, -1, dtype=np.int64)
     if steps.empty or t_ns.size == 0:
         return out
-    step_pids = set(steps["pid"].tolist())
-    groups = [(p, steps[steps["pid"] == p], pid == p) for p in step_pids]
-    groups.append((None, steps, ~np.isin(pid, list(step_pids))))
-    for _, st, sel in groups:
-        if not sel.any():
-            continue
-        st = st.sort_values("start_ns")
-        s, e, k = st["start_ns"].to_numpy(), st["end_ns"].to_numpy(), st["step"].to_numpy()
-        i = np.searchsorted(s, t_ns[sel], side="right") - 1
-        ic = np.clip(i, 0, None)
-        inside = (i >= 0) & (t_ns[sel] < e[ic])
-        out[np.flatnonzero(sel)] = np.where(inside, k[ic], -1)
+    step_pids = sorted(set(steps["pid"].tolist()))
+    # per process with steps (then every other process): its steps in start order
+    groups = [(p, steps[steps["pid"] == p].sort_values("start_ns")) for p in step_pids]
+    groups.append((None, steps.sort_values("start_ns")))
+    windows = [(p, st["start_ns"].to_numpy(), st["end_ns"].to_numpy(), st["step"].to_numpy()) for p, st in groups]
+    for lo in range(0, t_ns.size, _ASSIGN_ROWS):  # a stretch of moments at a time: millions of kernels, few temporaries
+        t, who, mine = t_ns[lo:lo + _ASSIGN_ROWS], pid[lo:lo + _ASSIGN_ROWS], out[lo:lo + _ASSIGN_ROWS]
+        for p, s, e, k in windows:
+            sel = ~np.isin(who, step_pids) if p is None else who == p
+            if not sel.any():
+                continue
+            ts = t if sel.all() else t[sel]
+            i = np.searchsorted(s, ts, side="right") - 1
+            ic = np.clip(i, 0, None)
+            got = np.where((i >= 0) & (ts < e[ic]), k[ic], -1)
+            if sel.all():
+                mine[:] = got
+            else:
+                mine[sel] = got
     return out
+
+
+_ASSIGN_ROWS = 1 << 20
 
 
 def step_table(
