@@ -16,7 +16,7 @@ import pytest
 import nsysparse
 from nsysparse import parquet
 from nsysparse.render import files
-from nsysparse.report import build_report
+from nsysparse.report import KERNEL_COLUMNS, build_report
 from tests.scale_digest import DATA, fixture_traces, report_digest
 
 DIGESTS = json.loads((DATA / "scale" / "digests.json").read_text())
@@ -59,6 +59,9 @@ def test_a_spilled_report_equals_the_recorded_one(name: str, traces: dict[str, P
         assert sorted(built) == want
         assert report.tables.spilled("api_calls") is not None
         assert "api_calls" not in t.__dict__ and "os_calls" not in t.__dict__  # given up
+        # the kernels went to their file; the trace keeps only the columns the analyses read
+        assert report.tables.spilled("kernels") is not None
+        assert tuple(t.kernels.columns) == KERNEL_COLUMNS
         got = report_digest(report)
         assert sorted(built) == want
         # a trace that gave its API calls up reads them again when asked: the whole table
@@ -146,6 +149,7 @@ def test_tables_count_and_list_a_spilled_table_without_reading_it(tmp_path: Path
     tables = Tables({"t": s, "small": df.iloc[:1]})
     (tmp_path / "t.parquet").unlink()  # nothing below may read it
     assert (tables.rows("t"), tables.rows("small"), list(tables), list(tables.in_memory())) == (3, 1, ["t", "small"], ["small"])
+    assert "t" in tables and "small" in tables and "x" not in tables
     assert "t: 3 rows (spilled)" in repr(tables)
     spill(df, tmp_path / "t.parquet", {"k": "v"})
     back = tables["t"]  # read back: same dtypes, categories in their order, values, nulls

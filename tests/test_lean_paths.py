@@ -1,0 +1,137 @@
+"""The lean ways a long trace's report takes (tests/test_scale.py checks whole
+reports): each equals the plain computation it stands in for, on tables built
+here with ties, gaps and several processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nsysparse import schema as S
+from nsysparse import steps as steps_mod
+from nsysparse.held_by import NONE, TOLERANCE_NS, wait_holders
+from nsysparse.kernels_summary import group_quantiles
+from nsysparse.parquet import write_parquet
+from nsysparse.steps import assign_to_steps
+from nsysparse.tables import Spilled, Tables
+
+QS = (0.5, 0.95, 0.1, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_group_quantiles_are_pandas_groupby_quantiles(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, groups = int(rng.integers(1, 5_000)), int(rng.integers(1, 40))
+    codes = rng.integers(0, groups, n)
+    values = rng.integers(0, 10 ** int(rng.integers(1, 12)), n)
+    if seed % 3 == 0:
+        values = np.repeat(values[: n // 4 + 1], 4)[:n]  # many ties
+    if seed % 5 == 0:
+        values = values * (1 << 40)  # too large to share a sort key with the code: the other sort
+    got = group_quantiles(codes, values, groups + 2, QS)  # two groups with no value
+    want = pd.Series(values).groupby(codes).quantile(list(QS)).unstack()
+    assert np.array_equal(got[want.index.to_numpy()], want.to_numpy())
+    empty = np.setdiff1d(np.arange(groups + 2), want.index.to_numpy())
+    assert np.isnan(got[empty]).all() and empty.size >= 2
+
+
+def test_a_frame_sorted_a_column_at_a_time_equals_sort_values() -> None:
+    rng = np.random.default_rng(7)
+    n = 1_000
+    df = pd.DataFrame({
+        "start_ns": rng.integers(0, 50, n),  # ties: their order kept
+        "row": np.arange(n),
+        "name": pd.Categorical(rng.choice(["a", "b", None], n)),
+        "rv": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
+        "text": rng.choice(["x", "y"], n).astype(object),
+    })
+    want = df.sort_values("start_ns", kind="stable", ignore_index=True)
+    got = S.sorted_by_start(df.copy(), consume=True)
+    pd.testing.assert_frame_equal(got, want)
+    taken = df.copy()
+    S.sorted_by_start(taken, consume=True)
+    assert list(taken.columns) == []  # its columns were taken as the sorted ones were made
+    ordered = want.copy()
+    assert S.sorted_by_start(ordered, consume=True) is not None and list(ordered.columns) == list(df.columns)  # in order: untouched
+
+
+def test_moments_assigned_a_stretch_at_a_time_are_assigned_as_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = pd.DataFrame({"step": [0, 1, 2, 3], "pid": [1, 1, 2, 1], "tid": [1, 1, 5, 1],
+                          "start_ns": [0, 100, 50, 150], "end_ns": [100, 200, 120, 160]})
+    rng = np.random.default_rng(3)
+    t = rng.integers(-10, 260, 500)
+    pid = rng.choice([1, 2, 3], 500)  # process 3 has no steps: any step of any process
+    whole = assign_to_steps(steps, t, pid)
+    # worked out by hand for a few: (t, pid) -> step
+    for ti, pi, want in [(5, 1, 0), (155, 1, 3), (120, 1, 1), (60, 2, 2), (130, 2, -1), (60, 3, 2), (250, 1, -1)]:
+        assert assign_to_steps(steps, np.array([ti]), np.array([pi]))[0] == want
+    monkeypatch.setattr(steps_mod, "_ASSIGN_ROWS", 7)
+    assert np.array_equal(assign_to_steps(steps, t, pid), whole)
+
+
+def _brute_holder(w: tuple[int, int], ops: list[pd.DataFrame], calls: pd.DataFrame, tid: int) -> tuple[str, str]:
+    """The GPU op, else the call on another thread, that ended last in (ws, we + tol];
+    ties: the later row (the op tables in order)."""
+    ws, we = w
+    rows = [(e, i, n) for i, (e, n) in enumerate((e, n) for df in ops for e, n in zip(df["end_ns"], df["name"]))
+            if ws < e <= we + TOLERANCE_NS]
+    if rows:
+        return max(rows)[2], "gpu"
+    c = [(e, i, n) for i, (e, n, t) in enumerate(zip(calls["end_ns"], calls["name"], calls["tid"]))
+         if t != tid and ws < e <= we + TOLERANCE_NS]
+    return (max(c)[2], "call") if c else (NONE, "none")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_what_held_each_wait_is_the_last_to_end_in_it(seed: int) -> None:
+    """Only the GPU ops and calls that end inside a wait are kept as candidates: the
+    holders are those a search of every op and every call finds."""
+    rng = np.random.default_rng(seed)
+    span = 2_000_000
+    starts = np.sort(rng.choice(span, 40, replace=False))
+    waits_s, waits_e = starts[::2], starts[::2] + rng.integers(1_000, 30_000, 20)
+    keep = np.r_[True, waits_s[1:] > waits_e[:-1]]  # disjoint waits
+    waits = pd.DataFrame({"range_id": np.arange(keep.sum()), "text": "wait", "pid": 1, "tid": 1,
+                          "start_ns": waits_s[keep], "end_ns": waits_e[keep]})
+    waits["dur_ns"] = waits["end_ns"] - waits["start_ns"]
+    waits["parent"] = pd.array([None] * len(waits), dtype="Int64")
+    steps = pd.DataFrame({"step": [0], "pid": [1], "tid": [1], "start_ns": [0], "end_ns": [span + 100_000], "dur_ns": [span + 100_000]})
+
+    def ops(n: int, names: list[str]) -> pd.DataFrame:
+        end = rng.integers(0, span, n) // 500 * 500  # coarse: ties between ops
+        return pd.DataFrame({"pid": rng.choice([1, 2], n), "end_ns": end, "name": rng.choice(names, n)})
+
+    parts = [ops(300, ["k1", "k2"]), ops(50, ["copy H2D pinned"])]
+    if seed % 2:
+        parts = [p[p["pid"] == 2] for p in parts]  # no op of the waiting process: the calls hold
+    n = 400
+    cs = np.sort(rng.integers(0, span, n))
+    calls = pd.DataFrame({"pid": 1, "tid": rng.choice([1, 2, 3], n), "start_ns": cs,
+                          "end_ns": cs + rng.integers(0, 3_000, n) // 100 * 100,
+                          "name": rng.choice(["cudaMemcpyAsync", "cudaEventSynchronize"], n), "dur_ns": 0})
+    calls["name"] = calls["name"].astype("category")
+    got = wait_holders(steps, waits, waits, parts, calls)
+    mine = [p[p["pid"] == 1] for p in parts]
+    want = [_brute_holder((s, e), mine, calls, 1) for s, e in zip(waits["start_ns"], waits["end_ns"])]
+    assert list(zip(got["holder"], got["holder_kind"])) == want
+    one = pd.concat(parts, ignore_index=True)  # the ops as one frame: the same holders
+    assert wait_holders(steps, waits, waits, one, calls)["holder"].tolist() == got["holder"].tolist()
+
+
+def test_a_spilled_tables_window_reads_only_its_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    start = np.sort(rng.integers(0, 10_000, 200))
+    df = pd.DataFrame({"start_ns": start, "end_ns": start + rng.integers(0, 400, 200),
+                       "short_name": pd.Categorical(rng.choice(["a", "b"], 200)),
+                       "graph_node_id": pd.array(rng.choice([1, None], 200), dtype="Int64")})
+    path = tmp_path / "k.parquet"
+    write_parquet(df, path, {"k": "v"}, chunk_rows=16)  # 13 row groups
+    spilled = Tables({"k": Spilled(path, len(df), dict(df.dtypes.items()))})
+    held = Tables({"k": df})
+    for lo, hi in [(0, 50), (2_000, 2_500), (5_000, 5_001), (9_990, 20_000), (-5, 0), (20_000, 30_000)]:
+        want = held.window("k", lo, hi).reset_index(drop=True)
+        assert len(want) == ((df["start_ns"] < hi) & (df["end_ns"] > lo)).sum()
+        pd.testing.assert_frame_equal(spilled.window("k", lo, hi), want)
