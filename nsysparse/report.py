@@ -364,6 +364,8 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
                 t["step"] = t["step"] + first_step
     if api_job is not None:
         tables["api_calls"] = api_job.result()[0]
+    if kernels_job is not None:  # narrowed for the analyses: given up, so that a later ask reads them whole
+        trace.release("kernels")
     return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
 
 
@@ -406,7 +408,8 @@ KERNEL_COLUMNS = ("start_ns", "end_ns", "device", "pid", "name", "short_name")
 def _projection(trace: Trace, kernels_file: "Future[tuple[Spilled, Any]] | None") -> pd.DataFrame:
     """:func:`nvtx_projection`; with ``kernels_file`` (the kernels being written to
     theirs), once it is written, the trace's kernels narrowed to KERNEL_COLUMNS
-    (at 2 GB: 5.7M kernels, 539 -> 240 MB)."""
+    (at 2 GB: 5.7M kernels, 539 -> 240 MB) until the report is built, when the
+    trace gives them up (read whole again if asked for)."""
     projection = nvtx_projection(trace)
     if kernels_file is not None:
         kernels_file.result()

@@ -54,19 +54,25 @@ def test_a_spilled_report_equals_the_recorded_one(name: str, traces: dict[str, P
         real = getattr(cuda, table)
         monkeypatch.setattr(cuda, table, lambda *a, _real=real, _name=table, **k: built.append(_name) or _real(*a, **k))
     want = ["os_calls"] if _streams(traces[name]) else ["api_calls", "os_calls"]
+    narrowed: list[tuple[str, tuple[str, ...]]] = []
+    real_narrow = nsysparse.trace.Trace.narrow
+    monkeypatch.setattr(nsysparse.trace.Trace, "narrow",
+                        lambda self, *a: narrowed.append(a) or real_narrow(self, *a))
     with nsysparse.open_trace(traces[name]) as t:
         report = build_report(t, spill_to=tmp_path)
         assert sorted(built) == want
         assert report.tables.spilled("api_calls") is not None
         assert "api_calls" not in t.__dict__ and "os_calls" not in t.__dict__  # given up
-        # the kernels went to their file; the trace keeps only the columns the analyses read
+        # the kernels went to their file; the analyses held only the columns they read,
+        # then the trace gave them up
         assert report.tables.spilled("kernels") is not None
-        assert tuple(t.kernels.columns) == KERNEL_COLUMNS
+        assert narrowed == [("kernels", KERNEL_COLUMNS)] and "kernels" not in t.__dict__
         got = report_digest(report)
         assert sorted(built) == want
         # a trace that gave its API calls up reads them again when asked: the whole table
         from tests.scale_digest import table_digest
         assert table_digest(t.api_calls) == DIGESTS[name]["api_calls"]
+        assert table_digest(t.kernels) == DIGESTS[name]["kernels"]  # and the kernels, whole
     assert {k: v for k, v in got.items() if v != DIGESTS[name][k]} == {}
 
 
