@@ -122,7 +122,8 @@ def assign_to_steps(steps: pd.DataFrame, t_ns: np.ndarray, pid: np.ndarray) -> n
     """For each moment ``t_ns`` of process ``pid``, the step whose window holds it, or -1.
 
     By time, whatever thread did the work: engines copy from a fetch thread. Where
-    windows of one process overlap (steps on two threads), the latest-started wins.
+    windows of one process overlap (steps on two threads), the latest-started of those
+    that hold the moment wins.
     A moment of a process without steps falls to any step of any process.
     """
     t_ns = np.asarray(t_ns, dtype=np.int64)
@@ -134,17 +135,26 @@ def assign_to_steps(steps: pd.DataFrame, t_ns: np.ndarray, pid: np.ndarray) -> n
     # per process with steps (then every other process): its steps in start order
     groups = [(p, steps[steps["pid"] == p].sort_values("start_ns")) for p in step_pids]
     groups.append((None, steps.sort_values("start_ns")))
-    windows = [(p, st["start_ns"].to_numpy(), st["end_ns"].to_numpy(), st["step"].to_numpy()) for p, st in groups]
+    # per window, the latest end of it and every window started before it (a moment past that
+    # lies in none of them), and the range maxima of the ends to find which one holds it
+    windows = [(p, st["start_ns"].to_numpy(), st["end_ns"].to_numpy(), st["step"].to_numpy(),
+                np.maximum.accumulate(st["end_ns"].to_numpy()), _RangeMax(st["end_ns"].to_numpy()))
+               for p, st in groups]
     for lo in range(0, t_ns.size, _ASSIGN_ROWS):  # a stretch of moments at a time: millions of kernels, few temporaries
         t, who, mine = t_ns[lo:lo + _ASSIGN_ROWS], pid[lo:lo + _ASSIGN_ROWS], out[lo:lo + _ASSIGN_ROWS]
-        for p, s, e, k in windows:
+        for p, s, e, k, reach, ends in windows:
             sel = ~np.isin(who, step_pids) if p is None else who == p
             if not sel.any():
                 continue
             ts = t if sel.all() else t[sel]
-            i = np.searchsorted(s, ts, side="right") - 1
+            i = np.searchsorted(s, ts, side="right") - 1  # the latest window started by then
             ic = np.clip(i, 0, None)
             got = np.where((i >= 0) & (ts < e[ic]), k[ic], -1)
+            # where that one ended before the moment, an earlier one may still hold it (a long
+            # step of one thread around the short ones of another): the latest that does
+            late = np.flatnonzero((got < 0) & (i >= 0) & (reach[ic] > ts))
+            if late.size:
+                got[late] = k[ends.last_above(i[late], ts[late])]
             if sel.all():
                 mine[:] = got
             else:
@@ -153,6 +163,40 @@ def assign_to_steps(steps: pd.DataFrame, t_ns: np.ndarray, pid: np.ndarray) -> n
 
 
 _ASSIGN_ROWS = 1 << 20
+
+
+class _RangeMax:
+    """Maxima of ``values`` over any stretch ``[a, b]`` in constant time (a sparse
+    table: level ``l`` holds the maxima of stretches of ``2**l``), for many stretches at once."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.int64)
+        n = values.size
+        levels = max(1, int(n).bit_length())
+        self.table = np.full((levels, n), np.iinfo(np.int64).min, dtype=np.int64)
+        self.table[0] = values
+        for lv in range(1, levels):
+            half = 1 << (lv - 1)
+            self.table[lv, : n - 2 * half + 1] = np.maximum(self.table[lv - 1, : n - 2 * half + 1],
+                                                            self.table[lv - 1, half: n - half + 1])
+
+    def max(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The maximum of ``values[a..b]`` (inclusive, ``a <= b``), per pair."""
+        lv = np.frexp((b - a + 1).astype(np.float64))[1] - 1  # floor(log2(length)), exact
+        return np.maximum(self.table[lv, a], self.table[lv, b - (1 << lv) + 1])
+
+    def last_above(self, i: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Per pair, the largest ``j <= i`` with ``values[j] > t`` (one must exist): a
+        binary search on ``j``, for the maximum of ``values[j..i]`` only grows as ``j`` falls."""
+        lo, hi = np.zeros_like(i), i.copy()
+        while True:
+            open_ = lo < hi
+            if not open_.any():
+                return lo
+            mid = (lo + hi + 1) // 2
+            above = self.max(np.where(open_, mid, i), i) > t
+            lo = np.where(open_ & above, mid, lo)
+            hi = np.where(open_ & ~above, mid - 1, hi)
 
 
 def step_table(

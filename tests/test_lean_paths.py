@@ -66,7 +66,7 @@ def test_moments_assigned_a_stretch_at_a_time_are_assigned_as_at_once(monkeypatc
     pid = rng.choice([1, 2, 3], 500)  # process 3 has no steps: any step of any process
     whole = assign_to_steps(steps, t, pid)
     # worked out by hand for a few: (t, pid) -> step
-    for ti, pi, want in [(5, 1, 0), (155, 1, 3), (120, 1, 1), (60, 2, 2), (130, 2, -1), (60, 3, 2), (250, 1, -1)]:
+    for ti, pi, want in [(5, 1, 0), (155, 1, 3), (120, 1, 1), (170, 1, 1), (60, 2, 2), (130, 2, -1), (60, 3, 2), (250, 1, -1)]:
         assert assign_to_steps(steps, np.array([ti]), np.array([pi]))[0] == want
     monkeypatch.setattr(steps_mod, "_ASSIGN_ROWS", 7)
     assert np.array_equal(assign_to_steps(steps, t, pid), whole)
@@ -135,3 +135,22 @@ def test_a_spilled_tables_window_reads_only_its_rows(tmp_path: Path) -> None:
         want = held.window("k", lo, hi).reset_index(drop=True)
         assert len(want) == ((df["start_ns"] < hi) & (df["end_ns"] > lo)).sum()
         pd.testing.assert_frame_equal(spilled.window("k", lo, hi), want)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_moment_goes_to_the_latest_started_step_that_holds_it(seed: int) -> None:
+    """Steps of one process on several threads overlap (a long one around short ones):
+    each moment's step is the latest-started of those holding it, as a search of
+    every step finds."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    start = rng.choice(100_000, n, replace=False)
+    steps = pd.DataFrame({"step": np.arange(n), "pid": rng.choice([1, 2], n), "tid": rng.choice([1, 2, 3], n),
+                          "start_ns": start, "end_ns": start + rng.choice([50, 500, 20_000], n)})
+    t = rng.integers(-100, 125_000, 3_000)
+    pid = rng.choice([1, 2, 3], 3_000)
+    got = assign_to_steps(steps, t, pid)
+    for ti, pi, g in zip(t, pid, got):
+        mine = steps[steps["pid"] == pi] if pi in (1, 2) else steps
+        holds = mine[(mine["start_ns"] <= ti) & (ti < mine["end_ns"])]
+        assert g == (int(holds.loc[holds["start_ns"].idxmax(), "step"]) if len(holds) else -1)
