@@ -263,7 +263,8 @@ class Trace:
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
             api = None if stream else pool.submit(built, "api_calls")
-            jobs = [pool.submit(build, "nvtx_ranges"), pool.submit(built, "os_calls")]
+            os_job = pool.submit(built, "os_calls")
+            jobs = [pool.submit(build, "nvtx_ranges"), os_job]
             if api is not None:
                 jobs.append(api)  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
@@ -271,6 +272,9 @@ class Trace:
                 self._raw[key] = raw.pop(key).result()
             if stream:
                 assert calls_to is not None
+                # once the OS calls are built: the stream's launch index and first batches are not
+                # piled on their build (2 GB: the read's peak, the OS calls' sort beside the kernels' rows)
+                os_job.result()
                 streamed = self._stream_calls(calls_to)
                 if streamed is None:  # not in start order, or not checkable batch by batch: built whole
                     api = pool.submit(built, "api_calls")
