@@ -136,7 +136,9 @@ def assign_to_steps(steps: pd.DataFrame, t_ns: np.ndarray, pid: np.ndarray) -> n
     groups = [(p, steps[steps["pid"] == p].sort_values("start_ns")) for p in step_pids]
     groups.append((None, steps.sort_values("start_ns")))
     # per window, the latest end of it and every window started before it (a moment past that
-    # lies in none of them), and the range maxima of the ends to find which one holds it
+    # lies in none of them: one prefix maximum, kept beside the range maxima so that the many
+    # moments between steps skip the search), and the range maxima of the ends to find which
+    # window holds a moment
     windows = [(p, st["start_ns"].to_numpy(), st["end_ns"].to_numpy(), st["step"].to_numpy(),
                 np.maximum.accumulate(st["end_ns"].to_numpy()), _RangeMax(st["end_ns"].to_numpy()))
                for p, st in groups]

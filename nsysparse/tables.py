@@ -52,8 +52,7 @@ class Spilled:
                     and not (last is not None and last.has_min_max and last.max <= lo):
                 groups.append(g)
         df = f.read_row_groups(groups).to_pandas() if groups else f.schema_arrow.empty_table().to_pandas()
-        df = df[(df["start_ns"].to_numpy() < hi) & (df["end_ns"].to_numpy() > lo)].reset_index(drop=True)
-        return df.astype(self.dtypes)
+        return overlapping(df, lo, hi).reset_index(drop=True).astype(self.dtypes)
 
     def _categorical(self) -> list[str]:
         return [c for c, t in self.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
@@ -61,6 +60,11 @@ class Spilled:
     def _read(self) -> pd.DataFrame:
         df = pq.read_table(self.path, read_dictionary=self._categorical()).to_pandas()
         return df.astype(self.dtypes)
+
+
+def overlapping(df: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
+    """The rows of ``df`` that overlap ``[lo, hi)``: ``start_ns < hi`` and ``end_ns > lo``."""
+    return df[(df["start_ns"].to_numpy() < hi) & (df["end_ns"].to_numpy() > lo)]
 
 
 def spill(df: pd.DataFrame, path: Path, meta: dict[str, str], cancel: threading.Event | None = None) -> Spilled:
@@ -115,9 +119,7 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         """The rows of table ``name`` (with ``start_ns`` and ``end_ns``) that overlap
         ``[lo, hi)``, in table order; of a spilled table, only those are read back."""
         v = self._t[name]
-        if isinstance(v, Spilled):
-            return v.window(lo, hi)
-        return v[(v["start_ns"].to_numpy() < hi) & (v["end_ns"].to_numpy() > lo)]
+        return v.window(lo, hi) if isinstance(v, Spilled) else overlapping(v, lo, hi)
 
     def in_memory(self) -> dict[str, pd.DataFrame]:
         """The tables held in memory (a spilled table is not read back)."""

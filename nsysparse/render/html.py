@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..kernels_summary import short_kernel_name
+from ..tables import overlapping
 from ..report import Report, jsonable
 from ..steps import shown_steps
 
@@ -323,7 +324,7 @@ class _Strings:
 def _in(df: pd.DataFrame | None, lo: int, hi: int) -> pd.DataFrame:
     if df is None or df.empty:
         return pd.DataFrame()
-    return df[(df["start_ns"].to_numpy() < hi) & (df["end_ns"].to_numpy() > lo)]
+    return overlapping(df, lo, hi)
 
 
 def _window(report: Report, name: str, lo: int, hi: int) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 
 from ... import intervals as iv
 from ...report import Report
+from ...tables import overlapping
 from ..labels import CATEGORY_LABELS
 from .style import CATEGORY_COLOURS, DPI, MAX_BARS, FONT, KERNEL, MEMSET, SYNC, DISK, LINK_COLOURS, NVTX_PALETTE, representative_step
 from .style import text_note as _text_note, size_text as _size_text
@@ -41,8 +42,6 @@ def _thread_label(names: dict[tuple[int, int], str], pid: int, tid: int) -> str:
     return f"{name} {tid}" if name else f"tid {tid}"
 
 
-def _in_window(df: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
-    return df[(df["start_ns"].to_numpy() < hi) & (df["end_ns"].to_numpy() > lo)]
 
 
 def _lane(label: str, df: pd.DataFrame, lo: int, hi: int, colour: npt.ArrayLike, text: npt.ArrayLike, kind: str) -> Lane:
@@ -89,7 +88,7 @@ def timeline_lanes(report: Report, step: pd.Series, max_threads: int = 4) -> lis
             cats = seg["category"].astype(object)
             lanes.append(_lane("where the step goes", seg, lo, hi, cats.map(CATEGORY_COLOURS), cats, "breakdown"))
 
-    r = _in_window(report.tables["nvtx_ranges"], lo, hi)
+    r = overlapping(report.tables["nvtx_ranges"], lo, hi)
     rid = step.get("range_id")
     if rid is not None and not pd.isna(rid):
         r = r[r["range_id"] != int(rid)]
@@ -100,7 +99,7 @@ def timeline_lanes(report: Report, step: pd.Series, max_threads: int = 4) -> lis
         lanes.append(_lane(f"{me} · NVTX depth {depth}", g, lo, hi, colours[g.index], g["text"], "nvtx"))
 
     sc = report.tables["sync_calls"]
-    sc = _in_window(sc[(sc["pid"] == pid) & (sc["tid"] == tid)], lo, hi)
+    sc = overlapping(sc[(sc["pid"] == pid) & (sc["tid"] == tid)], lo, hi)
     if len(sc):
         lanes.append(_lane(f"{me} · sync calls", sc, lo, hi, SYNC, sc["base_name"].astype(object), "sync"))
 
@@ -121,17 +120,17 @@ def timeline_lanes(report: Report, step: pd.Series, max_threads: int = 4) -> lis
         ops.append(k.assign(colour=KERNEL, text=k["short_name"].astype(object)))
     gr = report.tables["graph_runs"]
     if len(gr):
-        gr = _in_window(gr, lo, hi)
+        gr = overlapping(gr, lo, hi)
         ops.append(gr.assign(colour=KERNEL, text="graph " + gr["graph_id"].astype(str)))
     m = report.tables["copies"]
     m = m[m["device"].notna().to_numpy()]  # GPU copies; disk reads are NVTX ranges above
     if len(m):
-        m = _in_window(m, lo, hi)
+        m = overlapping(m, lo, hi)
         cat = m["category"].astype(object)
         ops.append(m.assign(colour=cat.map(LINK_COLOURS), text=cat + " " + _size_text(m["bytes"])))
     ms = report.tables["memset"]
     if len(ms):
-        ms = _in_window(ms, lo, hi)
+        ms = overlapping(ms, lo, hi)
         ops.append(ms.assign(colour=MEMSET, text="memset " + _size_text(ms["bytes"])))
     ops = [o[["start_ns", "end_ns", "device", "stream", "colour", "text"]] for o in ops if len(o)]
     if ops:
