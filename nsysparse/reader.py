@@ -369,11 +369,11 @@ class Reader:
                 batches = cur.fetch_record_batch()
             except Exception as exc:  # noqa: BLE001 - the whole read re-runs it and raises what applies
                 raise CannotStream(f"driver: {exc}") from None
+            ahead = ReadAhead(batches)
             try:
                 while True:
                     try:
-                        batch = next(batches)
-                        batch.validate(full=True)  # broken UTF-8: the sqlite3 path replaces its bytes
+                        batch = ahead.next()
                     except StopIteration:
                         break
                     except Exception as exc:  # noqa: BLE001 - as above
@@ -391,6 +391,7 @@ class Reader:
                         kept += n
                         yield cols.frame(None if n == cols.rows else left)
             finally:
+                ahead.close()  # before the cursor: the thread may be inside the driver
                 cur.close()
                 con.close()
         if kept == 0:
@@ -408,6 +409,61 @@ class Reader:
         with self._lock:  # prefetch() reads tables on several threads
             if text not in self.notes:
                 self.notes.append(text)
+
+
+class ReadAhead:
+    """The record batches of ``batches`` read and validated one step ahead on a
+    thread of their own: the driver steps SQLite and builds each batch with
+    Python's lock released, so the next batch is read while the caller works on
+    this one (the API calls of a 2 GB export: the driver's 5.8 s then overlap
+    the 3.5 s the stream spends on its batches). At most ``depth`` batches wait.
+    :meth:`next` raises ``StopIteration`` at the end and re-raises what reading
+    raised (``validate(full=True)``: the driver passes broken UTF-8 through);
+    :meth:`close` stops the thread and waits for it."""
+
+    _END = object()
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int = 2) -> None:
+        import queue
+
+        self._queue: "queue.Queue[object]" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(batches,), name="nsysparse-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self, batches: Iterator[pa.RecordBatch]) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                item: object = next(batches)
+                item.validate(full=True)  # type: ignore[attr-defined]
+            except StopIteration:
+                item = self._END
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if item is self._END or isinstance(item, BaseException):
+                return
+
+    def next(self) -> pa.RecordBatch:
+        item = self._queue.get()
+        if item is self._END:
+            self._queue.put(item)  # a later call ends too
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._queue.put(item)
+            raise item
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class CannotStream(Exception):
@@ -459,12 +515,20 @@ def _fetch_columns(adbc, uri: str, sql: str, params: tuple) -> "_Columns | None"
         cur.execute(sql, tuple(params) if params else None)
         batches = cur.fetch_record_batch()
         cols = _Columns(batches.schema)
-        for batch in batches:
-            # the driver passes text through unchecked: a broken UTF-8 string (old
-            # exports hold some) fails here and the sqlite3 path replaces its bytes
-            batch.validate(full=True)
-            cols.add(batch)
-            del batch
+        # the driver passes text through unchecked: a broken UTF-8 string (old
+        # exports hold some) fails ReadAhead's validation and the sqlite3 path
+        # replaces its bytes
+        ahead = ReadAhead(batches)
+        try:
+            while True:
+                try:
+                    batch = ahead.next()
+                except StopIteration:
+                    break
+                cols.add(batch)
+                del batch
+        finally:
+            ahead.close()
     return cols if cols.rows else None
 
 
