@@ -105,12 +105,20 @@ class Launches:
     def add(self, key: np.ndarray, tid: np.ndarray, start: np.ndarray, end: np.ndarray, name: np.ndarray) -> None:
         """One batch of calls (``key``: ``pid << 32 | correlation id``, -1 for none), in start order."""
         ok = key >= 0
+        if not ok.any():
+            return
+        k_lo, k_hi = int(key[ok].min()), int(key[ok].max())
         for t in self._tables.values():
             keys = t["keys"]
-            if keys.size == 0:
+            # the batch's keys fall in one run of the sorted keys (correlation ids grow
+            # with time): searched in that run, not in all the ops
+            a, b = int(np.searchsorted(keys, k_lo, "left")), int(np.searchsorted(keys, k_hi, "right"))
+            if b <= a:
                 continue
-            lo = np.searchsorted(keys, key, "left")
-            n = np.where(ok, np.searchsorted(keys, key, "right") - lo, 0)
+            run = keys[a:b]
+            lo = np.searchsorted(run, key, "left")
+            n = np.where(ok, np.searchsorted(run, key, "right") - lo, 0)
+            lo += a
             total = int(n.sum())
             if total == 0:
                 continue

@@ -36,6 +36,30 @@ def _exact_int(text: pd.Series) -> pd.arrays.IntegerArray:
     return pd.array(vals, dtype="Int64") if len(vals) else pd.array([], dtype="Int64")
 
 
+def _payloads(df: pd.DataFrame) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
+    """Each row's payload exactly (Int64: the first integer payload column set) and
+    as float64 (the first payload column set), null/NaN where none is: worked out
+    on the rows that carry one only (most ranges carry none)."""
+    n = len(df)
+    exact = pd.array(np.zeros(n, np.int64), dtype="Int64")
+    exact[:] = pd.NA
+    as_float = np.full(n, np.nan)
+    has = np.zeros(n, bool)
+    for c in S.PAYLOAD_COLUMNS:
+        has |= df[c].notna().to_numpy()
+    if not has.any():
+        return exact, as_float
+    rows = df.loc[has, list(S.PAYLOAD_COLUMNS)]
+    at = np.flatnonzero(has)
+    exact[at] = _exact_int(rows[[c for c in S.PAYLOAD_COLUMNS if "int" in c]].bfill(axis=1).iloc[:, 0])
+    values = [pd.to_numeric(rows[c], errors="coerce").astype("float64") for c in S.PAYLOAD_COLUMNS]
+    first = values[0]
+    for more in values[1:]:
+        first = first.fillna(more)
+    as_float[at] = first.to_numpy(dtype="float64")
+    return exact, as_float
+
+
 def _rows(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame, event_types: tuple[int, ...],
           label: str) -> pd.DataFrame | None:
     """The NVTX rows of ``event_types`` with names resolved: ``name``, ``domain``,
@@ -44,13 +68,7 @@ def _rows(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame, event_type
     df = rd.read(S.NVTX, f"eventType IN ({marks})", event_types, label=label)
     if df is None:
         return None
-    ints = df[[c for c in S.PAYLOAD_COLUMNS if "int" in c]].bfill(axis=1).iloc[:, 0]
-    df["payload_int"] = _exact_int(ints)
-    as_float = [pd.to_numeric(df[c], errors="coerce").astype("float64") for c in S.PAYLOAD_COLUMNS]
-    payload = as_float[0]
-    for more in as_float[1:]:
-        payload = payload.fillna(more)
-    df["payload"] = payload.to_numpy(dtype="float64") if len(df) else np.empty(0)
+    df["payload_int"], df["payload"] = _payloads(df)
     df = df.drop(columns=list(S.PAYLOAD_COLUMNS))
     # texts registered as strings come as textId: map ids through StringIds once per
     # distinct id (a polling range firing a million times is one string, not a million)
@@ -98,7 +116,7 @@ def nvtx_ranges(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame, capt
         copy=False,
     )
     del df, closed, end, start, end_gt, end_tid, cross
-    out = S.sorted_by_start(out, "start_ns", desc="end_ns")  # ties: the longer (enclosing) range first
+    out = S.sorted_by_start(out, "start_ns", desc="end_ns", consume=True)  # ties: the longer (enclosing) range first
     out.insert(0, "range_id", np.arange(len(out), dtype=np.int64))
     depth, parent = _nesting(out)
     out["depth"] = depth

