@@ -41,8 +41,7 @@ def _payloads(df: pd.DataFrame) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
     as float64 (the first payload column set), null/NaN where none is: worked out
     on the rows that carry one only (most ranges carry none)."""
     n = len(df)
-    exact = pd.array(np.zeros(n, np.int64), dtype="Int64")
-    exact[:] = pd.NA
+    exact = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))  # all null
     as_float = np.full(n, np.nan)
     has = np.zeros(n, bool)
     for c in S.PAYLOAD_COLUMNS:

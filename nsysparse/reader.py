@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -369,29 +369,23 @@ class Reader:
                 batches = cur.fetch_record_batch()
             except Exception as exc:  # noqa: BLE001 - the whole read re-runs it and raises what applies
                 raise CannotStream(f"driver: {exc}") from None
-            ahead = ReadAhead(batches)
             try:
-                while True:
-                    try:
-                        batch = ahead.next()
-                    except StopIteration:
-                        break
-                    except Exception as exc:  # noqa: BLE001 - as above
-                        raise CannotStream(f"driver: {exc}") from None
-                    cols = _Columns(batches.schema)
-                    cols.add(batch)
-                    del batch
-                    got = _check_rows(cols, checks)
-                    if got is None:
-                        raise CannotStream("an integer column came as another type")
-                    left, counts = got
-                    dropped = [a + b for a, b in zip(dropped, counts)]
-                    n = int(left.sum())
-                    if n:
-                        kept += n
-                        yield cols.frame(None if n == cols.rows else left)
+                # closed before the cursor: its thread may be inside the driver
+                with ReadAhead(batches, failed=lambda exc: CannotStream(f"driver: {exc}")) as ahead:  # as above
+                    for batch in ahead:
+                        cols = _Columns(batches.schema)
+                        cols.add(batch)
+                        del batch
+                        got = _check_rows(cols, checks)
+                        if got is None:
+                            raise CannotStream("an integer column came as another type")
+                        left, counts = got
+                        dropped = [a + b for a, b in zip(dropped, counts)]
+                        n = int(left.sum())
+                        if n:
+                            kept += n
+                            yield cols.frame(None if n == cols.rows else left)
             finally:
-                ahead.close()  # before the cursor: the thread may be inside the driver
                 cur.close()
                 con.close()
         if kept == 0:
@@ -417,15 +411,19 @@ class ReadAhead:
     Python's lock released, so the next batch is read while the caller works on
     this one (the API calls of a 2 GB export: the driver's 5.8 s then overlap
     the 3.5 s the stream spends on its batches). At most ``depth`` batches wait.
-    :meth:`next` raises ``StopIteration`` at the end and re-raises what reading
-    raised (``validate(full=True)``: the driver passes broken UTF-8 through);
-    :meth:`close` stops the thread and waits for it."""
+    Iterated (or :meth:`next`, which raises ``StopIteration`` at the end), it
+    hands the batches over in order, then raises what reading raised
+    (``validate(full=True)``: the driver passes broken UTF-8 through), or
+    ``failed`` of it when given; :meth:`close` (or leaving the ``with``) stops
+    the thread and waits for it."""
 
     _END = object()
 
-    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int = 2) -> None:
+    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int = 2,
+                 failed: "Callable[[BaseException], BaseException] | None" = None) -> None:
         import queue
 
+        self._failed = failed
         self._queue: "queue.Queue[object]" = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(batches,), name="nsysparse-read-ahead", daemon=True)
@@ -458,12 +456,27 @@ class ReadAhead:
             raise StopIteration
         if isinstance(item, BaseException):
             self._queue.put(item)
-            raise item
+            if self._failed is None:
+                raise item
+            raise self._failed(item) from None
         return item  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                yield self.next()
+            except StopIteration:
+                return
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def __enter__(self) -> "ReadAhead":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class CannotStream(Exception):
@@ -518,17 +531,10 @@ def _fetch_columns(adbc, uri: str, sql: str, params: tuple) -> "_Columns | None"
         # the driver passes text through unchecked: a broken UTF-8 string (old
         # exports hold some) fails ReadAhead's validation and the sqlite3 path
         # replaces its bytes
-        ahead = ReadAhead(batches)
-        try:
-            while True:
-                try:
-                    batch = ahead.next()
-                except StopIteration:
-                    break
+        with ReadAhead(batches) as ahead:
+            for batch in ahead:
                 cols.add(batch)
                 del batch
-        finally:
-            ahead.close()
     return cols if cols.rows else None
 
 

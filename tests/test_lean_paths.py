@@ -267,3 +267,21 @@ def test_grouped_total_of_grouped_ordered_intervals_is_the_union_per_group(seed:
             us, ue = iv.union(s[g == k], e[g == k])
             want[k] = int((ue - us).sum())
     assert np.array_equal(iv.grouped_total(g, s, e, groups + 1), want)
+
+
+def test_read_ahead_iterated_hands_over_the_batches_then_raises_failed_of_the_error() -> None:
+    import pyarrow as pa
+
+    from nsysparse.reader import CannotStream, ReadAhead
+
+    def batches():
+        yield from _batches(4)
+        yield pa.record_batch({"s": pa.array([b"\xff"], pa.binary()).cast(pa.string(), safe=False)})
+
+    got = []
+    with pytest.raises(CannotStream, match="driver: .*UTF8"):
+        with ReadAhead(batches(), failed=lambda exc: CannotStream(f"driver: {exc}")) as ahead:
+            for b in ahead:
+                got.append(b.num_rows)
+    assert got == [10, 10, 10, 10]
+    assert not ahead._thread.is_alive()  # leaving the with stopped it
