@@ -67,7 +67,11 @@ def launch_key(pid: np.ndarray, corr: np.ndarray, none: int = -1) -> np.ndarray:
     correlation id in one int64 (ids repeat across processes), ``none`` where
     the correlation id is missing (negative)."""
     corr = np.asarray(corr, dtype=np.int64)
-    return np.where(corr >= 0, (np.asarray(pid, dtype=np.int64) << 32) | (corr & 0xFFFFFFFF), none)
+    key = np.array(pid, dtype=np.int64)  # shifted and joined in place: two arrays of the ops' length, not five
+    key <<= 32
+    key |= corr & 0xFFFFFFFF
+    key[corr < 0] = none
+    return key
 
 
 class Ops:

@@ -200,12 +200,12 @@ class Reader:
         exprs, bad, checks, present = self._declared(decl, table)
         narrow = f"({where})" if where else "1"
         ok = " AND ".join(f"NOT COALESCE({b}, 0)" for b, _ in bad) or "1"
-        rows = self.row_estimate(table) if progress.enabled() else None
+        rows = self.row_estimate(table)  # also the arrays' size as they are read
         select = f'SELECT {", ".join(exprs)} FROM "{table}" WHERE {narrow}'
         with progress.phase(f"reading {table}" + (f" ({label})" if label else ""), rows=rows):
             # the checks in numpy on the rows as read (a third faster than SQLite evaluating
             # them per row), where every integer column came as integers; else in the query
-            got = self._read_checked(select, params, checks) if bad else None
+            got = self._read_checked(select, params, checks, rows) if bad else None
             if got is None:
                 df = self.query(f"{select} AND {ok}", params)
         if got is not None:
@@ -277,7 +277,8 @@ class Reader:
         """About how many rows ``table`` holds (its largest rowid: an index lookup,
         not a scan; exact for an export, whose rows are never deleted)."""
         try:
-            n = self.con.execute(f'SELECT MAX(rowid) FROM "{table}"').fetchone()[0]
+            with self._lock:
+                n = self.con.execute(f'SELECT MAX(rowid) FROM "{table}"').fetchone()[0]
         except sqlite3.Error:
             return None  # a WITHOUT ROWID table, or a read that fails later with its own error
         return int(n) if isinstance(n, int) else 0
@@ -317,18 +318,19 @@ class Reader:
             if n:
                 self.note(f"{n:,} of {total:,} {label} rows {why[i]}: left out")
 
-    def _read_checked(self, sql: str, params: tuple, checks: list[tuple[str, ...]]
+    def _read_checked(self, sql: str, params: tuple, checks: list[tuple[str, ...]], rows: int | None = None
                       ) -> tuple[pd.DataFrame, list[int]] | None:
         """The rows of ``sql`` that pass ``checks``, checked in numpy, and per check the
         rows it was the first to fail (the query's own order of checks); None when
         this cannot decide (no ADBC, a driver error, no row, an integer column that
-        came as another type, no row passing): the query then checks in SQL."""
+        came as another type, no row passing): the query then checks in SQL.
+        ``rows``: about how many rows it returns at most (its arrays' first size)."""
         try:
             import adbc_driver_sqlite.dbapi as adbc
         except ImportError:
             return None
         try:
-            cols = _fetch_columns(adbc, self.uri, sql, params)
+            cols = _fetch_columns(adbc, self.uri, sql, params, rows)
         except Exception:  # noqa: BLE001 - the SQL path re-runs it and raises what applies
             return None
         if cols is None:
@@ -517,17 +519,18 @@ def _fetch_frame(adbc, uri: str, sql: str, params: tuple) -> pd.DataFrame | None
     return None if cols is None else cols.frame()
 
 
-def _fetch_columns(adbc, uri: str, sql: str, params: tuple) -> "_Columns | None":
+def _fetch_columns(adbc, uri: str, sql: str, params: tuple, rows: int | None = None) -> "_Columns | None":
     """One query through ADBC as columns, or None for no row. Rows stream in
-    record batches, and each batch's numeric columns become numpy chunks at once
-    (integers with their NULLs as 0 beside a mask; the batch is then freed), so a
-    table is never held as Arrow columns and a pandas frame both."""
+    record batches, and each batch's numeric columns go into their numpy arrays at
+    once (integers with their NULLs as 0 beside a mask; the batch is then freed), so a
+    table is never held as Arrow columns and a pandas frame both. ``rows``: the
+    arrays' first size (:class:`_Columns`)."""
     with adbc.connect(uri) as con, con.cursor() as cur:
         # a big first batch: type inference sees 64k rows, not 1k
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
         cur.execute(sql, tuple(params) if params else None)
         batches = cur.fetch_record_batch()
-        cols = _Columns(batches.schema)
+        cols = _Columns(batches.schema, rows)
         # the driver passes text through unchecked: a broken UTF-8 string (old
         # exports hold some) fails ReadAhead's validation and the sqlite3 path
         # replaces its bytes
@@ -539,31 +542,56 @@ def _fetch_columns(adbc, uri: str, sql: str, params: tuple) -> "_Columns | None"
 
 
 class _Columns:
-    """The columns of one query's rows, as read: numeric ones as numpy chunks
-    (integers' NULLs as 0, with a mask), any other type as its Arrow chunks."""
+    """The columns of one query's rows, as read: numeric ones written into one
+    numpy array each as the batches come (integers' NULLs as 0, with a mask),
+    any other type as its Arrow chunks. ``capacity``, the rows expected (a
+    table's largest rowid), sizes the arrays at once: no chunk per batch is kept
+    and no concatenation doubles the column at the end (2 GB: the 512 KB chunks
+    of 15M rows were copied twice and, held in the heap until concatenated,
+    left it 800 MB larger); untouched capacity is never resident. Past it (or
+    without it) an array doubles."""
 
-    def __init__(self, schema: pa.Schema) -> None:
+    def __init__(self, schema: pa.Schema, capacity: int | None = None) -> None:
         self.schema = schema
         self.names = schema.names
         self.numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in schema]
-        self.chunks: list[list] = [[] for _ in self.names]
-        self.masks: list[list[np.ndarray | None]] = [[] for _ in self.names]
+        self.chunks: list[list] = [[] for _ in self.names]  # the Arrow chunks of the other columns
+        self._values: list[np.ndarray | None] = [None] * len(self.names)
+        self._masks: list[np.ndarray | None] = [None] * len(self.names)
+        self.capacity = capacity or 0
         self.rows = 0
-        self.batch_rows: list[int] = []
 
     def add(self, batch: pa.RecordBatch) -> None:
+        n, at = batch.num_rows, self.rows
+        if at + n > self.capacity:
+            self._grow(max(at + n, 2 * self.capacity))
         for i, col in enumerate(batch.columns):
             if not self.numeric[i]:
                 self.chunks[i].append(col)
                 continue
-            mask = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
-            if mask is not None and pa.types.is_integer(col.type):
-                col = col.fill_null(0)
-            # a view of the batch is copied: it would keep the whole batch alive
-            self.chunks[i].append(col.to_numpy(zero_copy_only=False).copy())
-            self.masks[i].append(mask)
-        self.rows += batch.num_rows
-        self.batch_rows.append(batch.num_rows)
+            if col.null_count:
+                if self._masks[i] is None:
+                    self._masks[i] = np.zeros(self.capacity, dtype=bool)
+                self._masks[i][at:at + n] = col.is_null().to_numpy(zero_copy_only=False)
+                if pa.types.is_integer(col.type):
+                    col = col.fill_null(0)
+            v = col.to_numpy(zero_copy_only=False)  # a view of the batch where it can: copied below
+            out = self._values[i]
+            if out is None:
+                out = self._values[i] = np.empty(self.capacity, dtype=v.dtype)
+            elif out.dtype != v.dtype:
+                out = self._values[i] = out.astype(np.result_type(out.dtype, v.dtype))
+            out[at:at + n] = v
+        self.rows += n
+
+    def _grow(self, capacity: int) -> None:
+        for arrays in (self._values, self._masks):
+            for i, a in enumerate(arrays):
+                if a is not None:
+                    grown = np.zeros(capacity, dtype=a.dtype) if a.dtype == bool else np.empty(capacity, dtype=a.dtype)
+                    grown[:self.rows] = a[:self.rows]
+                    arrays[i] = grown
+        self.capacity = capacity
 
     def is_integer(self, i: int) -> bool:
         """Whether column ``i`` came as integers: the driver types a column by its
@@ -573,19 +601,18 @@ class _Columns:
 
     def values(self, i: int) -> np.ndarray:
         """Column ``i`` (numeric) as one array, NULLs as 0 (NaN in a float column)."""
-        if len(self.chunks[i]) != 1:
-            self.chunks[i] = [np.concatenate(self.chunks[i])]
-        return self.chunks[i][0]
+        v = self._values[i]
+        if v is None:  # no row
+            return np.zeros(0, dtype=np.float64 if pa.types.is_floating(self.schema.field(i).type) else np.int64)
+        return v[:self.rows]
+
+    def has_nulls(self, i: int) -> bool:
+        return self._masks[i] is not None
 
     def null_mask(self, i: int) -> np.ndarray:
         """Which rows of column ``i`` (numeric) are NULL."""
-        masks = self.masks[i]
-        if not any(m is not None for m in masks):
-            return np.zeros(self.rows, dtype=bool)
-        if len(masks) != 1:
-            self.masks[i] = [np.concatenate([m if m is not None else np.zeros(n, bool)
-                                             for m, n in zip(masks, self.batch_rows)])]
-        return self.masks[i][0]
+        m = self._masks[i]
+        return np.zeros(self.rows, dtype=bool) if m is None else m[:self.rows]
 
     def frame(self, keep: np.ndarray | None = None) -> pd.DataFrame:
         """The rows (those ``keep`` marks) as ``Reader.query``'s frame: numbers as
@@ -596,15 +623,15 @@ class _Columns:
         cols: dict[int, object] = {}  # by position: a query may repeat a column name
         for i in range(len(self.names)):
             if self.numeric[i]:
-                nulls = self.null_mask(i) if any(m is not None for m in self.masks[i]) else None
+                nulls = self.null_mask(i) if self.has_nulls(i) else None
                 v = self.values(i)
-                self.chunks[i], self.masks[i] = [], []
+                self._values[i] = self._masks[i] = None
                 if keep is not None:
                     v = v[keep]
                     nulls = None if nulls is None else nulls[keep]
                 n_null = 0 if nulls is None else int(nulls.sum())
                 if n_null == rows:
-                    cols[i] = pd.Series([None] * rows, dtype=object)
+                    cols[i] = _all_null(rows)
                     continue
                 if n_null:
                     v = v.astype(np.float64)  # as Arrow converts an integer column with NULLs
@@ -615,12 +642,18 @@ class _Columns:
             self.chunks[i] = []
             if keep is not None:
                 arr = arr.filter(pa.array(keep))
-            cols[i] = pd.Series([None] * rows, dtype=object) if arr.null_count == rows else arr.to_pandas()
+            cols[i] = _all_null(rows) if arr.null_count == rows else arr.to_pandas()
             del arr
         df = pd.DataFrame(cols, copy=False)  # not copied into 2-D blocks: each column stays its own array
         df.columns = pd.Index(self.names)
         pa.default_memory_pool().release_unused()  # what to_pandas of text borrowed goes back now
         return df
+
+
+def _all_null(rows: int) -> pd.Series:
+    """An all-NULL column as ``read_sql_query`` gives it: object, None in every row
+    (an object array starts as None: no list of a million Nones made first)."""
+    return pd.Series(np.empty(rows, dtype=object), copy=False)
 
 
 def categorical(lookup: pd.Series, ids: pd.Series) -> pd.Categorical:

@@ -120,7 +120,9 @@ NSYS_API_SUFFIX = re.compile(r"_v\d{4}$")
 
 def pid_of(global_tid: "np.typing.ArrayLike") -> np.ndarray:
     """Process id from serialized globalTid/globalPid values (bits 24..47)."""
-    return (np.asarray(global_tid, dtype=np.int64) >> 24) & 0xFFFFFF
+    pid = np.asarray(global_tid, dtype=np.int64) >> 24
+    pid &= 0xFFFFFF  # in place: one array of the column's length, not two
+    return pid
 
 
 def tid_of(global_tid: "np.typing.ArrayLike") -> np.ndarray:

@@ -17,6 +17,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from typing import Any
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -275,6 +276,9 @@ class Trace:
                 # once the OS calls are built: the stream's launch index and first batches are not
                 # piled on their build (2 GB: the read's peak, the OS calls' sort beside the kernels' rows)
                 os_job.result()
+                # the whole tables are read (the run's peak): the stream's arrays, made and freed
+                # per batch, reuse the heap from now (2 GB: 13 GB of page faults otherwise)
+                reuse_freed_memory()
                 streamed = self._stream_calls(calls_to)
                 if streamed is None:  # not in start order, or not checkable batch by batch: built whole
                     api = pool.submit(built, "api_calls")
@@ -450,7 +454,6 @@ class Trace:
         ]
 
 
-@cache
 def give_back_freed_memory() -> None:
     """Make memory a table frees go back to the system at once, so that peak RSS
     is what the tables hold, not what they once held (benchmarks/RESULTS.md: 1.56
@@ -458,27 +461,61 @@ def give_back_freed_memory() -> None:
     threshold (which grows to 32 MB as big arrays are freed) from the heap, where
     freed pages stay mapped; a fixed threshold of 128 KiB maps every column on its
     own (Arrow's mimalloc pool stays, told to purge what it frees at once: see
-    ``nsysparse/__init__.py``). Process-wide and done once; a no-op without glibc or when
+    ``nsysparse/__init__.py``). Process-wide (each trace opened sets it back for its read); a no-op without glibc or when
     ``NSYSPARSE_KEEP_ALLOCATOR`` is set."""
+    _mmap_threshold(128 * 1024)
+
+
+# what the analyses allocate under this comes from the heap (see reuse_freed_memory)
+ANALYSIS_MMAP_THRESHOLD = 1 << 20
+
+
+def reuse_freed_memory() -> None:
+    """Once the tables are read (the run's peak: freed heap pages kept then would
+    add to it), serve arrays under ANALYSIS_MMAP_THRESHOLD from the heap again,
+    where what one is freed the next reuses: each array mapped on its own is
+    faulted in afresh, page by page, and the breakdown's and the projection's
+    working arrays, made and freed per slice, were ~14 GB of page faults on a
+    2 GB trace, more system time than the work itself (benchmarks/RESULTS.md).
+    A no-op where :func:`give_back_freed_memory` is one."""
+    _mmap_threshold(ANALYSIS_MMAP_THRESHOLD)
+
+
+def _mmap_threshold(size: int) -> None:
+    """glibc's M_MMAP_THRESHOLD: an allocation this large or larger is mapped on
+    its own and unmapped when freed (fixed: glibc's dynamic threshold ends)."""
     if os.environ.get("NSYSPARSE_KEEP_ALLOCATOR"):
         return
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, size)  # M_MMAP_THRESHOLD (malloc.h)
+
+
+@cache
+def _libc() -> Any:
+    """glibc, or None (another C library, another system)."""
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (malloc.h); also ends the dynamic threshold
+        libc.mallopt  # noqa: B018 - musl has none
+        return libc
     except (OSError, AttributeError):
-        pass
+        return None
 
 
 _HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsysparse-sha256")
 
 
 def _sha256_of(path: Path) -> str:
+    """The file's sha256, read into one reused buffer (a fresh 4 MB block per read
+    was 2 GB of page faults on a 2 GB trace, as long as the hashing itself)."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 

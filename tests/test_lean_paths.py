@@ -285,3 +285,96 @@ def test_read_ahead_iterated_hands_over_the_batches_then_raises_failed_of_the_er
                 got.append(b.num_rows)
     assert got == [10, 10, 10, 10]
     assert not ahead._thread.is_alive()  # leaving the with stopped it
+
+
+@pytest.mark.parametrize("capacity", [None, 1, 25, 30, 1000])
+def test_columns_written_into_their_arrays_equal_the_batches_whatever_the_capacity(capacity: int | None) -> None:
+    """_Columns sizes its arrays by the rows expected, grows them past it, and its
+    values and null masks are the batches' rows in order: NULLs only in a later
+    batch, an integer column, a float one, text kept as Arrow chunks."""
+    import pyarrow as pa
+
+    from nsysparse.reader import _Columns
+
+    schema = pa.schema([("i", pa.int64()), ("f", pa.float64()), ("t", pa.string())])
+    batches = [
+        pa.record_batch([pa.array([1, 2, 3]), pa.array([0.5, 1.5, 2.5]), pa.array(["a", "b", "c"])], schema=schema),
+        pa.record_batch([pa.array([4, None, 6, 7]), pa.array([None, 3.5, 4.5, 5.5]), pa.array(["d", None, "f", "g"])],
+                        schema=schema),
+        pa.record_batch([pa.array(list(range(8, 31))), pa.array([float(x) for x in range(8, 31)]),
+                         pa.array([str(x) for x in range(8, 31)])], schema=schema),
+    ]
+    cols = _Columns(schema, capacity)
+    for b in batches:
+        cols.add(b)
+    assert cols.rows == 30
+    want_i = [1, 2, 3, 4, 0, 6, 7, *range(8, 31)]  # a NULL integer as 0, beside its mask
+    assert cols.values(0).tolist() == want_i
+    assert np.flatnonzero(cols.null_mask(0)).tolist() == [4]
+    f = cols.values(1)
+    assert np.isnan(f[3]) and np.flatnonzero(cols.null_mask(1)).tolist() == [3]
+    assert f[[0, 1, 2, 4, 5, 6]].tolist() == [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    df = cols.frame()
+    assert df["i"].isna().tolist() == [i == 4 for i in range(30)]  # with a NULL: float64, NaN there
+    assert df["i"].fillna(0).astype("int64").tolist() == want_i
+    t = df["t"].tolist()
+    assert pd.isna(t[4]) and t[:4] + t[5:7] + t[-1:] == ["a", "b", "c", "d", "f", "g", "30"]
+
+
+def test_columns_all_null_numeric_column_is_object_none_as_read_sql_gives_it() -> None:
+    import pyarrow as pa
+
+    from nsysparse.reader import _Columns
+
+    cols = _Columns(pa.schema([("n", pa.int64())]), 4)
+    cols.add(pa.record_batch([pa.array([None, None, None], pa.int64())], names=["n"]))
+    s = cols.frame()["n"]
+    assert s.dtype == object and s.tolist() == [None, None, None]
+
+
+def test_launch_key_in_place_is_pid_and_correlation_id_in_one_int64() -> None:
+    from nsysparse.cuda import launch_key
+
+    rng = np.random.default_rng(3)
+    pid = rng.integers(0, 1 << 24, 1000)
+    corr = rng.integers(-5, 1 << 33, 1000)  # negative: none; past 32 bits: the low 32 kept
+    want = np.where(corr >= 0, (pid << 32) | (corr & 0xFFFFFFFF), -7)
+    got = launch_key(pid, corr, none=-7)
+    assert np.array_equal(got, want)
+    assert got is not pid and pid.tolist() == pid.tolist()  # the caller's array is not shifted
+
+
+def test_tables_are_read_mapping_every_array_and_analysed_reusing_the_heap(tmp_path, monkeypatch) -> None:
+    """The allocator's two settings, in order: opening a trace maps every array
+    over 128 KiB on its own (freed memory goes back: the read's peak), and the
+    analyses reuse the heap for arrays under ANALYSIS_MMAP_THRESHOLD."""
+    from nsysparse import report as R, trace as T
+
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(T, "_libc", lambda: FakeLibc())
+    monkeypatch.delenv("NSYSPARSE_KEEP_ALLOCATOR", raising=False)
+    trace = T.open_trace(Path(__file__).parent / "data" / "offload_disk.sqlite")
+    assert calls == [(-3, 128 * 1024)]  # M_MMAP_THRESHOLD
+    R.build_report(trace, spill_to=tmp_path)
+    assert calls[-1] == (-3, T.ANALYSIS_MMAP_THRESHOLD) and T.ANALYSIS_MMAP_THRESHOLD == 1 << 20
+    monkeypatch.setenv("NSYSPARSE_KEEP_ALLOCATOR", "1")
+    calls.clear()
+    T.reuse_freed_memory()
+    assert calls == []  # kept as they are
+
+
+def test_sha256_of_a_file_is_hashlibs_of_its_bytes(tmp_path) -> None:
+    import hashlib
+
+    from nsysparse.trace import _sha256_of
+
+    p = tmp_path / "f.bin"
+    data = np.random.default_rng(1).bytes(3 * (1 << 20) + 12345)  # past the 1 MB buffer, not a multiple of it
+    p.write_bytes(data)
+    assert _sha256_of(p) == hashlib.sha256(data).hexdigest()
