@@ -254,17 +254,23 @@ def os_calls(rd: Reader, strings: pd.Series) -> pd.DataFrame:
     df = rd.read(S.OSRT)
     if df is None or df.empty:
         return S.empty_frame(S.OSRT.out)
-    gt = df["globalTid"].astype("int64")
     out = pd.DataFrame(
         {
-            "pid": S.pid_of(gt),
-            "tid": S.tid_of(gt),
+            "global_tid": df["globalTid"].astype("int64").to_numpy(),
             "start_ns": df["start"].astype("int64").to_numpy(),
             "end_ns": df["end"].astype("int64").to_numpy(),
             "name": categorical(strings, df["nameId"]),
         },
         copy=False,
     )
-    del df, gt
-    out["dur_ns"] = out["end_ns"] - out["start_ns"]
-    return S.conform(S.sorted_by_start(out, consume=True), S.OSRT.out)
+    del df
+    # sorted first (they are not in start order), then the columns derived from the sorted
+    # ones: one int64 column sorted for pid and tid, none for the duration (2 GB: 8.7M
+    # calls, three 70 MB columns fewer in the sort, while the kernels are read beside it)
+    out = S.sorted_by_start(out, consume=True)
+    gt = out.pop("global_tid").to_numpy()
+    out["pid"] = S.pid_of(gt)
+    out["tid"] = S.tid_of(gt)
+    del gt
+    out["dur_ns"] = out["end_ns"].to_numpy() - out["start_ns"].to_numpy()
+    return S.conform(out, S.OSRT.out)

@@ -378,3 +378,30 @@ def test_sha256_of_a_file_is_hashlibs_of_its_bytes(tmp_path) -> None:
     data = np.random.default_rng(1).bytes(3 * (1 << 20) + 12345)  # past the 1 MB buffer, not a multiple of it
     p.write_bytes(data)
     assert _sha256_of(p) == hashlib.sha256(data).hexdigest()
+
+
+def test_os_calls_are_written_to_their_file_before_the_api_calls_stream(tmp_path, monkeypatch) -> None:
+    """The OS calls' frame is gone (written) when the API-call stream begins: the
+    stream's launch index and batches never meet it (the read's peak at 2 GB)."""
+    from nsysparse import report as R, trace as T
+
+    spillers: list = []
+    init = R._Spiller.__init__
+
+    def remember(self, *a, **k):  # type: ignore[no-untyped-def]
+        init(self, *a, **k)
+        spillers.append(self)
+
+    seen: list[bool] = []
+    stream = T.Trace._stream_calls
+
+    def check(self, to):  # type: ignore[no-untyped-def]
+        seen.append(spillers[0].jobs["os_calls"].done() and "os_calls" not in self.__dict__)
+        return stream(self, to)
+
+    monkeypatch.setattr(R._Spiller, "__init__", remember)
+    monkeypatch.setattr(T.Trace, "_stream_calls", check)
+    trace = T.open_trace(Path(__file__).parent / "data" / "runs" / "deepseek_disk_stream.sqlite")
+    rep = R.build_report(trace, spill_to=tmp_path)
+    assert seen == [True]
+    assert (tmp_path / "os_calls.parquet").exists() and rep.summary["steps"] > 0
