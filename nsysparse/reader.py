@@ -541,6 +541,9 @@ def _fetch_columns(adbc, uri: str, sql: str, params: tuple, rows: int | None = N
     return cols if cols.rows else None
 
 
+_MAX_CAPACITY = 1 << 26  # rows an array is first sized for at most (512 MB of int64, only touched pages resident)
+
+
 class _Columns:
     """The columns of one query's rows, as read: numeric ones written into one
     numpy array each as the batches come (integers' NULLs as 0, with a mask),
@@ -558,7 +561,8 @@ class _Columns:
         self.chunks: list[list] = [[] for _ in self.names]  # the Arrow chunks of the other columns
         self._values: list[np.ndarray | None] = [None] * len(self.names)
         self._masks: list[np.ndarray | None] = [None] * len(self.names)
-        self.capacity = capacity or 0
+        # a rowid far past the rows (a hand-made or damaged export) sizes nothing: doubling then
+        self.capacity = max(0, min(capacity or 0, _MAX_CAPACITY))
         self.rows = 0
 
     def add(self, batch: pa.RecordBatch) -> None:

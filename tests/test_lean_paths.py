@@ -287,7 +287,7 @@ def test_read_ahead_iterated_hands_over_the_batches_then_raises_failed_of_the_er
     assert not ahead._thread.is_alive()  # leaving the with stopped it
 
 
-@pytest.mark.parametrize("capacity", [None, 1, 25, 30, 1000])
+@pytest.mark.parametrize("capacity", [None, -5, 1, 25, 30, 1000, 1 << 62])
 def test_columns_written_into_their_arrays_equal_the_batches_whatever_the_capacity(capacity: int | None) -> None:
     """_Columns sizes its arrays by the rows expected, grows them past it, and its
     values and null masks are the batches' rows in order: NULLs only in a later
