@@ -47,7 +47,7 @@ from .parquet import file_metadata
 from .row_windows import RowWindows, api_call_rows, os_call_rows
 from .tables import Spilled, Tables, spill
 from .call_stream import CallFile, StreamedCalls
-from .trace import Trace, reuse_freed_memory
+from .trace import Trace
 from .waits import wait_ranges
 from .window import Window, window_ns, windowed
 
@@ -131,7 +131,6 @@ def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path |
         # only known once the window is cut: they go from there)
         whole = spiller is not None and settings.window is None
         trace.prefetch(spiller.take if whole else None, spiller.calls_file() if whole else None)
-        reuse_freed_memory()  # past the read's peak: the analyses' working arrays reuse the heap
         with progress.phase("analysing"):
             return _analyse(trace, settings, spiller)
     finally:

@@ -292,6 +292,9 @@ class Trace:
             jobs.append(pool.submit(build, "kernels", "memcpy", "memset", "graph_runs"))
             for job in jobs:
                 job.result()
+        # every table is read (a streamed run switched at its stream already): what the analyses
+        # make and free reuses the heap from now
+        reuse_freed_memory()
         # every GPU-op table is built: the launch index (two int64 per API call) is not needed
         self.__dict__.pop("_ops", None)
         if streamed is not None:
@@ -461,8 +464,9 @@ def give_back_freed_memory() -> None:
     threshold (which grows to 32 MB as big arrays are freed) from the heap, where
     freed pages stay mapped; a fixed threshold of 128 KiB maps every column on its
     own (Arrow's mimalloc pool stays, told to purge what it frees at once: see
-    ``nsysparse/__init__.py``). Process-wide (each trace opened sets it back for its read); a no-op without glibc or when
-    ``NSYSPARSE_KEEP_ALLOCATOR`` is set."""
+    ``nsysparse/__init__.py``). Process-wide: each trace opened sets it for its
+    read, and :func:`reuse_freed_memory` ends it once the read is done; a no-op
+    without glibc or when ``NSYSPARSE_KEEP_ALLOCATOR`` is set."""
     _mmap_threshold(128 * 1024)
 
 
@@ -498,7 +502,7 @@ def _libc() -> Any:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt  # noqa: B018 - musl has none
+        libc.mallopt  # noqa: B018 - a C library without it is none of ours
         return libc
     except (OSError, AttributeError):
         return None
