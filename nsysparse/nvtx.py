@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from . import schema as S
-from .reader import Reader, categorical
+from .reader import Reader, categorical, recode
 
 _INT64_MAX = "9223372036854775807"
 
@@ -36,10 +39,19 @@ def _exact_int(text: pd.Series) -> pd.arrays.IntegerArray:
     return pd.array(vals, dtype="Int64") if len(vals) else pd.array([], dtype="Int64")
 
 
+def _per_distinct(values: pd.Series, parse: Callable[[pd.Series], Any]) -> tuple[Any, np.ndarray]:
+    """``parse`` of each distinct value of ``values`` (TEXT payloads: str or None) and
+    each row's code into it (-1: null): a counter payload repeats a few values over a
+    million ranges, and parsing strings is what costs."""
+    codes, uniq = pd.factorize(values.to_numpy(dtype=object))
+    return parse(pd.Series(uniq, dtype=object)), codes
+
+
 def _payloads(df: pd.DataFrame) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
     """Each row's payload exactly (Int64: the first integer payload column set) and
     as float64 (the first payload column set), null/NaN where none is: worked out
-    on the rows that carry one only (most ranges carry none)."""
+    on the rows that carry one only (most ranges carry none), each distinct TEXT
+    value parsed once."""
     n = len(df)
     exact = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))  # all null
     as_float = np.full(n, np.nan)
@@ -50,39 +62,78 @@ def _payloads(df: pd.DataFrame) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
         return exact, as_float
     rows = df.loc[has, list(S.PAYLOAD_COLUMNS)]
     at = np.flatnonzero(has)
-    exact[at] = _exact_int(rows[[c for c in S.PAYLOAD_COLUMNS if "int" in c]].bfill(axis=1).iloc[:, 0])
-    values = [pd.to_numeric(rows[c], errors="coerce").astype("float64") for c in S.PAYLOAD_COLUMNS]
-    first = values[0]
-    for more in values[1:]:
-        first = first.fillna(more)
-    as_float[at] = first.to_numpy(dtype="float64")
+    parsed, codes = _per_distinct(rows[[c for c in S.PAYLOAD_COLUMNS if "int" in c]].bfill(axis=1).iloc[:, 0],
+                                  _exact_int)
+    exact[at] = parsed.take(codes, allow_fill=True)  # code -1 (no integer column set): null
+    first = np.full(len(rows), np.nan)
+    for c in S.PAYLOAD_COLUMNS:  # the first column set wins, each parsed as float64
+        col = rows[c]
+        if "int" in c:
+            values, codes = _per_distinct(col, lambda u: pd.to_numeric(u, errors="coerce").astype("float64"))
+            v = np.append(values.to_numpy(dtype="float64"), np.nan)[codes]
+        else:
+            v = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+        np.copyto(first, v, where=np.isnan(first))
+    as_float[at] = first
     return exact, as_float
+
+
+def _texts(text: pd.Series | None, ids: pd.Series | None, strings: pd.Series) -> pd.Categorical:
+    """Each row's text as a Categorical without nulls: the inline ``text``, else the
+    StringIds value of ``textId``, else "" (a registered string resolved once per id)."""
+    n = len(text) if text is not None else len(ids) if ids is not None else 0
+    codes = np.full(n, -1, np.int64)
+    values: dict[str, int] = {}
+    own = text.notna().to_numpy() if text is not None else np.zeros(n, bool)
+    if own.any():
+        assert text is not None
+        c, u = pd.factorize(text.to_numpy(dtype=object)[own])
+        codes[own] = c
+        values = {v: i for i, v in enumerate(u)}
+    if ids is not None:
+        by_id = ~own & ids.notna().to_numpy()
+        if by_id.any():
+            cat = categorical(strings, ids[by_id])
+            into = np.array([values.setdefault(v, len(values)) for v in cat.categories], dtype=np.int64)
+            codes[by_id] = recode(np.asarray(cat.codes), into)
+    if (codes < 0).any():
+        codes[codes < 0] = values.setdefault("", len(values))
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(values), dtype=object))
+
+
+def _domains(domain_id: np.ndarray, pid: np.ndarray, names: pd.DataFrame) -> pd.Categorical:
+    """Each row's domain name as a Categorical: the name its process gave ``domainId``,
+    "" for the default domain (0) and for an id no row named."""
+    d_codes, d_uniq = pd.factorize(domain_id)
+    p_codes, p_uniq = pd.factorize(pid)
+    width = max(len(p_uniq), 1)
+    codes, pairs = pd.factorize(d_codes.astype(np.int64) * width + p_codes)  # each (domainId, pid) seen
+    keys = pd.DataFrame({"domainId": d_uniq[pairs // width], "pid": p_uniq[pairs % width]})
+    named = keys.merge(names, on=["domainId", "pid"], how="left")["domain"]  # in the keys' order
+    per_key = named.astype(object).where(keys["domainId"].to_numpy() != 0, "").fillna("").to_numpy(dtype=object)
+    vcodes, categories = pd.factorize(per_key)
+    return pd.Categorical.from_codes(vcodes[codes], categories=pd.Index(categories, dtype=object))
 
 
 def _rows(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame, event_types: tuple[int, ...],
           label: str) -> pd.DataFrame | None:
-    """The NVTX rows of ``event_types`` with names resolved: ``name``, ``domain``,
-    ``text``, ``pid``, ``tid``, ``payload`` (float64) and ``payload_int`` (exact)."""
+    """The NVTX rows of ``event_types`` with names resolved: ``name``, ``domain`` and
+    ``text`` (Categoricals: a million ranges of a dozen names are a dozen strings,
+    and every step is on codes), ``pid``, ``tid``, ``payload`` (float64) and
+    ``payload_int`` (exact)."""
     marks = ",".join("?" * len(event_types))
     df = rd.read(S.NVTX, f"eventType IN ({marks})", event_types, label=label)
     if df is None:
         return None
     df["payload_int"], df["payload"] = _payloads(df)
     df = df.drop(columns=list(S.PAYLOAD_COLUMNS))
-    # texts registered as strings come as textId: map ids through StringIds once per
-    # distinct id (a polling range firing a million times is one string, not a million)
-    ids = df.pop("textId")
-    if ids.notna().any():
-        from_id = np.asarray(categorical(strings, ids), dtype=object)
-        df["text"] = df["text"].astype(object).where(df["text"].notna(), from_id)
-    gt = df["globalTid"].astype("int64")
+    # texts registered as strings come as textId: map ids through StringIds once per distinct id
+    text = _texts(df.pop("text"), df.pop("textId"), strings)
+    gt = df["globalTid"].astype("int64").to_numpy()
     df["pid"] = S.pid_of(gt)
     df["tid"] = S.tid_of(gt)
-    df["domainId"] = df["domainId"].fillna(0).astype("int64")
-    df = df.merge(domain_names, on=["domainId", "pid"], how="left")
-    df["domain"] = df["domain"].astype(object).where(df["domainId"] != 0, "").fillna("")
-    df["text"] = df["text"].astype(object).fillna("")
-    df["name"] = _join_names(df["domain"], df["text"])
+    domain = _domains(df["domainId"].fillna(0).astype("int64").to_numpy(), df["pid"].to_numpy(), domain_names)
+    df["domain"], df["text"], df["name"] = domain, text, _join_names(domain, text)
     return df
 
 
@@ -99,9 +150,9 @@ def nvtx_ranges(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame, capt
     cross = (end_gt.notna() & (end_gt.fillna(0).astype("int64") != df["globalTid"].astype("int64"))).to_numpy()
     out = pd.DataFrame(
         {
-            "name": df["name"].to_numpy(dtype=object),
-            "domain": df["domain"].to_numpy(dtype=object),
-            "text": df["text"].to_numpy(dtype=object),
+            "name": df["name"].array,
+            "domain": df["domain"].array,
+            "text": df["text"].array,
             "start_ns": start.to_numpy(),
             "end_ns": end.to_numpy(),
             "dur_ns": (end - start).to_numpy(),
@@ -130,7 +181,7 @@ def marks(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame) -> pd.Data
         return S.empty_frame(S.MARKS_OUT)
     out = pd.DataFrame(
         {
-            "name": df["name"].to_numpy(dtype=object),
+            "name": df["name"].array,
             "ts_ns": df["start"].astype("int64").to_numpy(),
             "pid": df["pid"].to_numpy(dtype="int64"),
             "tid": df["tid"].to_numpy(dtype="int64"),
@@ -141,17 +192,15 @@ def marks(rd: Reader, strings: pd.Series, domain_names: pd.DataFrame) -> pd.Data
     return S.conform(out, S.MARKS_OUT)
 
 
-def _join_names(domain: pd.Series, text: pd.Series) -> np.ndarray:
+def _join_names(domain: pd.Categorical, text: pd.Categorical) -> pd.Categorical:
     """``domain:text`` per row, built once per distinct pair and shared between rows."""
-    d_codes, d_uniq = pd.factorize(domain.astype(object))
-    t_codes, t_uniq = pd.factorize(text.astype(object))
-    if len(domain) == 0:
-        return np.empty(0, dtype=object)
-    pair = d_codes.astype(np.int64) * max(len(t_uniq), 1) + t_codes
+    nt = max(len(text.categories), 1)
+    pair = np.asarray(domain.codes, np.int64) * nt + np.asarray(text.codes, np.int64)
     uniq, inv = np.unique(pair, return_inverse=True)
-    names = np.array([f"{d_uniq[p // max(len(t_uniq), 1)]}:{t_uniq[p % max(len(t_uniq), 1)]}" for p in uniq], dtype=object)
-    return names[inv]
-
+    d, t = domain.categories, text.categories
+    names = [f"{d[p // nt]}:{t[p % nt]}" for p in uniq.tolist()]
+    vcodes, categories = pd.factorize(np.asarray(names, dtype=object))  # pairs that join alike share a name
+    return pd.Categorical.from_codes(vcodes[inv.ravel()], categories=pd.Index(categories, dtype=object))
 
 
 def _nesting(r: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -170,13 +219,19 @@ def _nesting(r: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     parent = np.full(n, -1, dtype=np.int64)
     if n == 0:
         return depth, parent
-    order = np.lexsort((-r["end_ns"].to_numpy(), r["start_ns"].to_numpy(), r["tid"].to_numpy(), r["pid"].to_numpy()))
-    pid = r["pid"].to_numpy()[order]
-    tid = r["tid"].to_numpy()[order]
-    end = r["end_ns"].to_numpy()[order]
+    start, end = r["start_ns"].to_numpy(), r["end_ns"].to_numpy()
+    thread, threads = pd.factorize(r["pid"].to_numpy(np.int64) * (1 << 24) + r["tid"].to_numpy(np.int64))
+    if bool(((start[1:] > start[:-1]) | ((start[1:] == start[:-1]) & (end[1:] <= end[:-1]))).all()):
+        # in (start, longer first) order, as nvtx_ranges sorts them: a stable sort by thread
+        # alone orders them by (thread, start, -end), ties as they are, as the lexsort below
+        # would (1M ranges: a radix sort of a few thread codes, not a sort on four keys)
+        order = np.argsort(thread.astype(np.int32 if len(threads) > 1 << 15 else np.int16), kind="stable")
+    else:
+        order = np.lexsort((-end, start, thread))
+    thread, end = thread[order], end[order]
     ptr = np.arange(n, dtype=np.int64) - 1
     ptr[0] = -1
-    ptr[1:][(pid[1:] != pid[:-1]) | (tid[1:] != tid[:-1])] = -1
+    ptr[1:][thread[1:] != thread[:-1]] = -1
     while True:
         bad = np.flatnonzero(ptr >= 0)
         bad = bad[end[ptr[bad]] < end[bad]]

@@ -348,9 +348,12 @@ def conform(df: pd.DataFrame, out: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     for c, d in out:
         s = df[c]
         if d == "object":
-            if str(s.dtype) != "object":
+            if isinstance(s.dtype, pd.CategoricalDtype):  # one object per category, shared by its rows already
                 s = s.astype(object)
-            s = pd.Series(shared_strings(s.to_numpy()), index=s.index, dtype=object, copy=False)
+            else:
+                if str(s.dtype) != "object":
+                    s = s.astype(object)
+                s = pd.Series(shared_strings(s.to_numpy()), index=s.index, dtype=object, copy=False)
         elif d == "category":
             if not isinstance(s.dtype, pd.CategoricalDtype):
                 s = s.astype(object).astype("category")

@@ -421,6 +421,58 @@ def test_payloads(builder: TraceBuilder) -> None:
         assert _one(t.marks)["payload"] == 123456789.0
 
 
+def test_payloads_and_texts_of_many_rows(builder: TraceBuilder) -> None:
+    """Each distinct payload and text is parsed once and shared by its rows: the
+    values each row gets, worked out by hand (repeats, an int past 2**53 exact, a
+    value past int64, an integer column with a non-integer, an int beside a double,
+    a textId StringIds lacks, a domain id no row names)."""
+    gt = global_tid(100, 100)
+    raw = [  # (start, textId or inline text, domainId, int64Value, uint64Value, doubleValue)
+        (0, "step", 0, 5, None, None),
+        (10, "step", 0, 5, None, None),
+        (20, "step", 0, 2**62 + 1, None, None),
+        (30, "step", 0, None, str(2**64 - 1), None),  # past int64: SQLite keeps a REAL, read as its text
+        (40, "step", 0, "1.5", None, None),  # an integer column holding a float's text
+        (50, "step", 0, "abc", None, None),
+        (60, "step", 0, 7, None, 0.25),  # the integer column comes first
+        (70, "step", 0, None, None, 0.25),
+        (80, 999, 0, None, None, None),  # a textId StringIds lacks: ""
+        (90, "inl", 3, None, None, None),  # domain 3 was never named: ""
+        (95, "step", 0, 5, None, None),
+    ]
+    for start, text, dom, i64, u64, dbl in raw:
+        row = {"start": start, "end": start + 5, "eventType": 59, "globalTid": gt, "domainId": dom,
+               "int64Value": i64, "uint64Value": u64, "doubleValue": dbl}
+        if isinstance(text, int):
+            row["textId"] = text
+        elif text == "inl":
+            row["text"] = text
+        else:
+            row["textId"] = builder.string(text)
+        builder.rows("NVTX_EVENTS", [row])
+    for ts, i64, u64 in [(1, 2**62 + 1, None), (2, 2**62 + 1, None), (3, "abc", None), (4, None, str(2**64 - 1)),
+                         (5, -3, None), (6, 2**62 + 1, None)]:
+        builder.rows("NVTX_EVENTS", [{"start": ts, "eventType": 34, "globalTid": gt, "domainId": 0,
+                                      "textId": builder.string("tick"), "int64Value": i64, "uint64Value": u64}])
+    _launch(builder, 1_000)
+    with open_trace(builder.write()) as t:
+        r = t.nvtx_ranges
+        assert r["text"].tolist() == ["step"] * 8 + ["", "inl", "step"]
+        assert r["name"].tolist() == [":step"] * 8 + [":", ":inl", ":step"]
+        assert r["domain"].tolist() == [""] * 11
+        assert r["name"].iloc[0] is r["name"].iloc[10]  # one object per distinct name
+        # past int64 the value is a REAL, read as its text: 15 or 17 digits by SQLite's version
+        past = r["payload"].iloc[3]
+        assert past == pytest.approx(2.0**64, rel=1e-14)
+        want = [5.0, 5.0, float(2**62 + 1), past, 1.5, np.nan, 7.0, 0.25, np.nan, np.nan, 5.0]
+        np.testing.assert_array_equal(r["payload"].to_numpy(), np.array(want))
+        assert r["payload"].dtype == np.float64
+        m = t.marks
+        assert m["payload_int"].tolist() == [2**62 + 1, 2**62 + 1, pd.NA, pd.NA, -3, 2**62 + 1]
+        assert str(m["payload_int"].dtype) == "Int64"
+        np.testing.assert_array_equal(m["payload"].to_numpy(), [2.0**62, 2.0**62, np.nan, past, -3.0, 2.0**62])
+
+
 def test_nesting_per_thread(builder: TraceBuilder) -> None:
     """depth/parent are per thread: a range on another thread at the same time is
     not nested; siblings share a parent."""
@@ -667,3 +719,33 @@ def test_the_launching_call_is_the_first_call_of_its_process_and_id(order: str) 
     got = ops.launching_call(np.array([7, 7, 9, 9, 7]), np.array([2, 5, 1, 2, -1]))
     want = [1, 3, 4, -1, -1] if order == "rising" else [2, 0, 1, -1, -1]
     assert got.tolist() == want
+
+
+def test_nesting_in_any_row_order() -> None:
+    """nvtx._nesting takes its fast path on rows in (start, longer first) order and
+    sorts otherwise: the same depth and parent per range either way (random ranges
+    on four threads, many tied starts)."""
+    from nsysparse.nvtx import _nesting
+
+    rng = np.random.default_rng(7)
+    n = 2_000
+    start = rng.integers(0, 500, n)
+    r = pd.DataFrame({"start_ns": start, "end_ns": start + rng.integers(0, 200, n),
+                      "pid": rng.choice([5, 6], n), "tid": rng.choice([1, 2], n)})
+    # one range per (thread, start, end): which of two equal ranges encloses the other is row order's choice
+    r = r.drop_duplicates().sort_values(["start_ns", "end_ns"], ascending=[True, False], kind="stable",
+                                        ignore_index=True)
+    n = len(r)
+    depth, parent = _nesting(r)
+    # by hand, per row: the parent is the nearest earlier row of its thread that encloses it
+    for i in rng.choice(n, 200, replace=False):
+        same = (r["pid"] == r["pid"][i]) & (r["tid"] == r["tid"][i]) & (r.index < i)
+        encl = same & (r["end_ns"] >= r["end_ns"][i])
+        want = int(np.flatnonzero(encl.to_numpy())[-1]) if encl.any() else -1
+        assert parent[i] == want
+    assert (depth[parent < 0] == 0).all() and (depth[parent >= 0] == depth[parent[parent >= 0]] + 1).all()
+    shuffled = rng.permutation(n)
+    d2, p2 = _nesting(r.iloc[shuffled].reset_index(drop=True))
+    np.testing.assert_array_equal(d2, depth[shuffled])
+    back = np.where(p2 >= 0, shuffled[np.maximum(p2, 0)], -1)  # positions in the shuffled frame -> rows of r
+    np.testing.assert_array_equal(back, parent[shuffled])
