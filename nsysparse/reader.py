@@ -657,7 +657,7 @@ class _Columns:
 def _all_null(rows: int) -> pd.Series:
     """An all-NULL column as ``read_sql_query`` gives it: object, None in every row
     (an object array starts as None: no list of a million Nones made first)."""
-    return pd.Series(np.empty(rows, dtype=object), copy=False)
+    return pd.Series(np.empty(rows, dtype=object), dtype=object, copy=False)  # no inference: 0.8 s at 14M rows
 
 
 def categorical(lookup: pd.Series, ids: pd.Series) -> pd.Categorical:
