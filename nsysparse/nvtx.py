@@ -109,6 +109,7 @@ def _domains(domain_id: np.ndarray, pid: np.ndarray, names: pd.DataFrame) -> pd.
     width = max(len(p_uniq), 1)
     codes, pairs = pd.factorize(d_codes.astype(np.int64) * width + p_codes)  # each (domainId, pid) seen
     keys = pd.DataFrame({"domainId": d_uniq[pairs // width], "pid": p_uniq[pairs % width]})
+    names = names.drop_duplicates(["domainId", "pid"], keep="last")  # one name per key: the merge keeps the keys' rows
     named = keys.merge(names, on=["domainId", "pid"], how="left")["domain"]  # in the keys' order
     per_key = named.astype(object).where(keys["domainId"].to_numpy() != 0, "").fillna("").to_numpy(dtype=object)
     vcodes, categories = pd.factorize(per_key)

@@ -473,6 +473,19 @@ def test_payloads_and_texts_of_many_rows(builder: TraceBuilder) -> None:
         np.testing.assert_array_equal(m["payload"].to_numpy(), [2.0**62, 2.0**62, np.nan, past, -3.0, 2.0**62])
 
 
+def test_payloads_only_floats(builder: TraceBuilder) -> None:
+    """Ranges whose payloads are all doubles: no integer value to parse, float payloads kept."""
+    builder.range("a", 0, 100, payload=0.5)
+    builder.range("b", 200, 300, payload=0.5)
+    builder.range("c", 400, 500)
+    builder.mark("m", 50, payload=1.25)
+    _launch(builder, 1_000)
+    with open_trace(builder.write()) as t:
+        np.testing.assert_array_equal(t.nvtx_ranges["payload"].to_numpy(), [0.5, 0.5, np.nan])
+        m = _one(t.marks)
+        assert m["payload"] == 1.25 and pd.isna(m["payload_int"])
+
+
 def test_nesting_per_thread(builder: TraceBuilder) -> None:
     """depth/parent are per thread: a range on another thread at the same time is
     not nested; siblings share a parent."""
