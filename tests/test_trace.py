@@ -409,16 +409,21 @@ def test_start_end_range_ending_on_another_thread(builder: TraceBuilder) -> None
         assert (r["kind"] == "start_end").all()
 
 
-def test_payloads(builder: TraceBuilder) -> None:
-    builder.range("io", 0, 100, payload=3145728)
-    builder.range("ratio", 200, 300, payload=0.25)
-    builder.range("none", 400, 500)
-    builder.mark("clock", 50, payload=123456789)
+@pytest.mark.parametrize("payloads, mark", [
+    ((3145728, 0.25, None), 123456789),
+    ((0.5, 0.5, None), 1.25),  # doubles only: no integer value to parse
+])
+def test_payloads(builder: TraceBuilder, payloads: tuple, mark: int | float) -> None:
+    for i, value in enumerate(payloads):
+        builder.range(f"r{i}", 200 * i, 200 * i + 100, payload=value)
+    builder.mark("clock", 50, payload=mark)
     _launch(builder, 1_000)
     with open_trace(builder.write()) as t:
-        p = t.nvtx_ranges.set_index("text")["payload"]
-        assert p["io"] == 3145728.0 and p["ratio"] == 0.25 and np.isnan(p["none"])
-        assert _one(t.marks)["payload"] == 123456789.0
+        want = [np.nan if v is None else float(v) for v in payloads]
+        np.testing.assert_array_equal(t.nvtx_ranges["payload"].to_numpy(), want)
+        m = _one(t.marks)
+        assert m["payload"] == float(mark)
+        assert (m["payload_int"] == mark) if isinstance(mark, int) else pd.isna(m["payload_int"])
 
 
 def test_payloads_and_texts_of_many_rows(builder: TraceBuilder) -> None:
@@ -471,19 +476,6 @@ def test_payloads_and_texts_of_many_rows(builder: TraceBuilder) -> None:
         assert m["payload_int"].tolist() == [2**62 + 1, 2**62 + 1, pd.NA, pd.NA, -3, 2**62 + 1]
         assert str(m["payload_int"].dtype) == "Int64"
         np.testing.assert_array_equal(m["payload"].to_numpy(), [2.0**62, 2.0**62, np.nan, past, -3.0, 2.0**62])
-
-
-def test_payloads_only_floats(builder: TraceBuilder) -> None:
-    """Ranges whose payloads are all doubles: no integer value to parse, float payloads kept."""
-    builder.range("a", 0, 100, payload=0.5)
-    builder.range("b", 200, 300, payload=0.5)
-    builder.range("c", 400, 500)
-    builder.mark("m", 50, payload=1.25)
-    _launch(builder, 1_000)
-    with open_trace(builder.write()) as t:
-        np.testing.assert_array_equal(t.nvtx_ranges["payload"].to_numpy(), [0.5, 0.5, np.nan])
-        m = _one(t.marks)
-        assert m["payload"] == 1.25 and pd.isna(m["payload_int"])
 
 
 def test_nesting_per_thread(builder: TraceBuilder) -> None:
