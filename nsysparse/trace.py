@@ -204,9 +204,8 @@ class Trace:
         and nsys ends a range left open at exactly that value. Without the table,
         the last timestamp seen.
         """
-        df = self._rd.read(S.ANALYSIS)
-        if df is not None and df["duration"].notna().any():
-            return int(df["duration"].max())
+        if self._recorded_end_ns is not None:
+            return self._recorded_end_ns
         ends = [self.activity_span[1]]
         table = self._rd.resolve(S.NVTX)
         if table is not None:
@@ -217,6 +216,14 @@ class Trace:
             ends += list(row)
         known = [int(e) for e in ends if e is not None]
         return max(known) if known else 0
+
+    @cached_property
+    def _recorded_end_ns(self) -> int | None:
+        """``ANALYSIS_DETAILS.duration``, or None where the export lacks it."""
+        df = self._rd.read(S.ANALYSIS)
+        if df is not None and df["duration"].notna().any():
+            return int(df["duration"].max())
+        return None
 
     @cached_property
     def activity_span(self) -> tuple[int | None, int | None]:
@@ -265,7 +272,11 @@ class Trace:
             self.strings  # once, before the threads that use it
             api = None if stream else pool.submit(built, "api_calls")
             os_job = pool.submit(built, "os_calls")
-            jobs = [pool.submit(build, "nvtx_ranges"), os_job]
+            # the NVTX ranges end open ones at the capture's end: without ANALYSIS_DETAILS that is the
+            # last timestamp of the loaded tables, so they are built once those are (built beside them,
+            # they would build the GPU ops, and the API calls whole, on their own thread)
+            nvtx_now = "nvtx_ranges" in self.__dict__ or self._recorded_end_ns is not None
+            jobs = [os_job] + ([pool.submit(build, "nvtx_ranges")] if nvtx_now else [])
             if api is not None:
                 jobs.append(api)  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
@@ -301,6 +312,8 @@ class Trace:
             self.__dict__["activity_span"] = activity_span(self, streamed.span)
         self.activity_span  # from the API calls among others: before they go
         self.release(*taken)
+        if not nvtx_now:
+            self.nvtx_ranges
         return self
 
     def _stream_calls(self, to: CallFile) -> StreamedCalls | None:

@@ -754,3 +754,28 @@ def test_nesting_in_any_row_order() -> None:
     np.testing.assert_array_equal(d2, depth[shuffled])
     back = np.where(p2 >= 0, shuffled[np.maximum(p2, 0)], -1)  # positions in the shuffled frame -> rows of r
     np.testing.assert_array_equal(back, parent[shuffled])
+
+
+def test_streamed_prefetch_without_analysis_details(make_builder, tmp_path) -> None:
+    """Without ANALYSIS_DETAILS the capture's end is the last timestamp of the loaded
+    tables: a streaming prefetch builds the NVTX ranges once those are known, not
+    beside their reads (there they built the GPU ops and the API calls whole, and
+    raced the stream for the raw rows)."""
+    from nsysparse.report import Settings, _Spiller
+
+    b = make_builder(analysis=False)
+    b.range("open", 1_000, None)
+    _launch(b, 2_000)  # kernel ends at 2150
+    b.api("cudaDeviceSynchronize", 4_000, 4_500)  # the last timestamp: an API call's end
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with open_trace(b.write()) as t:
+        spiller = _Spiller(spill, t, Settings())
+        try:
+            t.prefetch(spiller.take, spiller.calls_file())
+        finally:
+            spiller.close()
+        assert "api_calls" not in t.__dict__  # streamed to its file, never built
+        assert t.activity_span == (2_000, 4_500)
+        r = _one(t.nvtx_ranges)
+        assert (r["end_ns"], r["closed"]) == (4_500, False)
