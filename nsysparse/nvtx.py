@@ -78,24 +78,22 @@ def _payloads(df: pd.DataFrame) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
     return exact, as_float
 
 
-def _texts(text: pd.Series | None, ids: pd.Series | None, strings: pd.Series) -> pd.Categorical:
+def _texts(text: pd.Series, ids: pd.Series, strings: pd.Series) -> pd.Categorical:
     """Each row's text as a Categorical without nulls: the inline ``text``, else the
-    StringIds value of ``textId``, else "" (a registered string resolved once per id)."""
-    n = len(text) if text is not None else len(ids) if ids is not None else 0
-    codes = np.full(n, -1, np.int64)
+    StringIds value of ``textId``, else "" (a registered string resolved once per id;
+    a column the export lacks is read as all NULL)."""
+    codes = np.full(len(text), -1, np.int64)
     values: dict[str, int] = {}
-    own = text.notna().to_numpy() if text is not None else np.zeros(n, bool)
+    own = text.notna().to_numpy()
     if own.any():
-        assert text is not None
         c, u = pd.factorize(text.to_numpy(dtype=object)[own])
         codes[own] = c
         values = {v: i for i, v in enumerate(u)}
-    if ids is not None:
-        by_id = ~own & ids.notna().to_numpy()
-        if by_id.any():
-            cat = categorical(strings, ids[by_id])
-            into = np.array([values.setdefault(v, len(values)) for v in cat.categories], dtype=np.int64)
-            codes[by_id] = recode(np.asarray(cat.codes), into)
+    by_id = ~own & ids.notna().to_numpy()
+    if by_id.any():
+        cat = categorical(strings, ids[by_id])
+        into = np.array([values.setdefault(v, len(values)) for v in cat.categories], dtype=np.int64)
+        codes[by_id] = recode(np.asarray(cat.codes), into)
     if (codes < 0).any():
         codes[codes < 0] = values.setdefault("", len(values))
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(values), dtype=object))
@@ -103,13 +101,13 @@ def _texts(text: pd.Series | None, ids: pd.Series | None, strings: pd.Series) ->
 
 def _domains(domain_id: np.ndarray, pid: np.ndarray, names: pd.DataFrame) -> pd.Categorical:
     """Each row's domain name as a Categorical: the name its process gave ``domainId``,
-    "" for the default domain (0) and for an id no row named."""
+    "" for the default domain (0) and for an id no row named. ``names``: :func:`domains`'
+    (one name per (domainId, pid): the merge below then keeps the keys' rows)."""
     d_codes, d_uniq = pd.factorize(domain_id)
     p_codes, p_uniq = pd.factorize(pid)
     width = max(len(p_uniq), 1)
     codes, pairs = pd.factorize(d_codes.astype(np.int64) * width + p_codes)  # each (domainId, pid) seen
     keys = pd.DataFrame({"domainId": d_uniq[pairs // width], "pid": p_uniq[pairs % width]})
-    names = names.drop_duplicates(["domainId", "pid"], keep="last")  # one name per key: the merge keeps the keys' rows
     named = keys.merge(names, on=["domainId", "pid"], how="left")["domain"]  # in the keys' order
     per_key = named.astype(object).where(keys["domainId"].to_numpy() != 0, "").fillna("").to_numpy(dtype=object)
     vcodes, categories = pd.factorize(per_key)

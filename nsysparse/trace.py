@@ -275,7 +275,7 @@ class Trace:
             # the NVTX ranges end open ones at the capture's end: without ANALYSIS_DETAILS that is the
             # last timestamp of the loaded tables, so they are built once those are (built beside them,
             # they would build the GPU ops, and the API calls whole, on their own thread)
-            nvtx_now = "nvtx_ranges" in self.__dict__ or self._recorded_end_ns is not None
+            nvtx_now = self._recorded_end_ns is not None
             jobs = [os_job] + ([pool.submit(build, "nvtx_ranges")] if nvtx_now else [])
             if api is not None:
                 jobs.append(api)  # the breakdown reads them: 10 s at 2 GB read alone
