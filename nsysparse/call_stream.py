@@ -47,6 +47,7 @@ from .row_windows import Indexer, RowWindows
 from .steps import add_thread_calls, thread_calls
 from .tables import Spilled
 
+ALL = "*"  # Launches' one table of the distinct keys of every GPU op (Launches.of_keys)
 CODES = ("base_name", "name")  # the categorical columns a window of calls holds (row_windows.api_call_rows)
 
 
@@ -134,6 +135,41 @@ class Launches:
             t["found"][op] = True
             for col, values in (("name", name), ("tid", tid), ("start", start), ("end", end)):
                 t[col][op] = values[call]
+
+    @classmethod
+    def of_keys(cls, keys: np.ndarray) -> "Launches":
+        """Over the distinct launch keys ``keys`` (``pid << 32 | correlation id``,
+        any order, repeats allowed) of every GPU op: read ahead of the ops' rows
+        (:func:`read_launch_keys`), so that the calls stream while those rows are
+        read. A key whose row the rows' checks drop later is one no op looks up
+        (:meth:`lookup`)."""
+        k = np.sort(keys[keys >= 0])  # a sort and a mask, not np.unique: its hash path is 25x slower here
+        k = k[np.r_[True, k[1:] != k[:-1]]] if k.size else k
+        self = cls({})
+        n = k.size
+        self._tables[ALL] = {"keys": k, "order": None, "found": np.zeros(n, bool), "name": np.full(n, -1, np.int32),
+                             "tid": np.zeros(n, np.int64), "start": np.zeros(n, np.int64), "end": np.zeros(n, np.int64)}
+        return self
+
+    @property
+    def by_key(self) -> bool:
+        """Whether the calls are found per distinct key (:meth:`of_keys`), not per op row."""
+        return ALL in self._tables
+
+    def lookup(self, pid: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:
+        """The launching calls of ops ``(pid, corr)`` from the distinct keys of
+        :meth:`of_keys`, as :meth:`take` gives them (0 and name -1 where not found)."""
+        t = self._tables[ALL]
+        keys, q = t["keys"], launch_key(pid, corr, none=-2)
+        if keys.size == 0:
+            return {"found": np.zeros(q.size, bool), "name": np.full(q.size, -1, np.int32),
+                    **{c: np.zeros(q.size, np.int64) for c in ("tid", "start", "end")}}
+        i = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+        found = (keys[i] == q) & t["found"][i]
+        out = {"found": found, "name": np.where(found, t["name"][i], -1).astype(np.int32)}
+        for c in ("tid", "start", "end"):
+            out[c] = np.where(found, t[c][i], 0)
+        return out
 
     def take(self, table: str) -> dict[str, np.ndarray]:
         """Table ``table``'s ops' launching calls, in raw row order (``found``,
@@ -323,10 +359,37 @@ class StreamedOps(Ops):
 
     def launch(self, decl: S.Table, pid: np.ndarray, corr: np.ndarray
                ) -> tuple[np.ndarray, pd.Categorical, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        t = self.launches.take(decl.key)
-        if t["found"].size != pid.size:  # the rows Launches was made from are the rows built
-            raise AssertionError(f"{decl.key}: {t['found'].size} ops streamed against, {pid.size} built")
+        if self.launches.by_key:
+            t = self.launches.lookup(pid, corr)
+        else:
+            t = self.launches.take(decl.key)
+            if t["found"].size != pid.size:  # the rows Launches was made from are the rows built
+                raise AssertionError(f"{decl.key}: {t['found'].size} ops streamed against, {pid.size} built")
         return t["found"], pd.Categorical.from_codes(t["name"], dtype=self.names), (t["tid"], t["start"], t["end"])
+
+
+def read_launch_keys(rd: Reader, decls: list[S.Table]) -> np.ndarray | None:
+    """The launch keys (:func:`nsysparse.cuda.launch_key`) of every row of the
+    GPU-op tables ``decls``, two integer columns read ahead of the rows; None
+    where they cannot stand for the rows' keys (no globalPid column, a NULL
+    one, a value that is not an integer): the calls then stream once the rows
+    are read (:func:`streamable_ops`). Unchecked rows only add keys: no op of a
+    dropped row looks its key up."""
+    parts = []
+    for decl in decls:
+        table = rd.resolve(decl)
+        if table is None:
+            continue
+        if not {"globalPid", "correlationId"} <= set(rd.columns(table)):
+            return None
+        df = rd.query(f'SELECT "globalPid", "correlationId" FROM "{table}"')
+        if df.empty:
+            continue
+        gp, corr = df["globalPid"], df["correlationId"]
+        if gp.dtype.kind not in "iu" or corr.dtype.kind not in "iuf":  # NULLs read as float; text as objects
+            return None
+        parts.append(launch_key(S.pid_of(gp.astype("int64")), int64(corr, fill=-1), none=-2))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def streamable_ops(raw: dict[str, pd.DataFrame | None]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:

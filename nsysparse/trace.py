@@ -24,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import cuda, nvtx
-from .call_stream import CallFile, Launches, StreamedCalls, StreamedOps, stream_api_calls, streamable_ops
+from .call_stream import (CallFile, Launches, StreamedCalls, StreamedOps, read_launch_keys, stream_api_calls,
+                          streamable_ops)
 from . import schema as S
 from .errors import NotAnExport
 from .reader import Reader, categorical, check_file
@@ -280,17 +281,27 @@ class Trace:
             if api is not None:
                 jobs.append(api)  # the breakdown reads them: 10 s at 2 GB read alone
             raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
+            tried = False
+            if stream and stream_early():
+                assert calls_to is not None
+                # many cores: the calls stream now, beside the GPU ops' reads, found per distinct
+                # launch key read ahead of the ops' rows (2 GB on 16 cores: the stream waited 6 s)
+                keys = read_launch_keys(self._rd, gpu_tables)
+                if keys is not None:
+                    reuse_freed_memory()  # the stream's per-batch arrays from the heap (see below)
+                    tried, streamed = True, self._stream_calls(calls_to, Launches.of_keys(keys))
             for key in list(raw):  # the job goes with its rows: each raw table is freed once built
                 self._raw[key] = raw.pop(key).result()
             if stream:
                 assert calls_to is not None
-                # once the OS calls are built: the stream's launch index and first batches are not
-                # piled on their build (2 GB: the read's peak, the OS calls' sort beside the kernels' rows)
-                os_job.result()
-                # the whole tables are read (the run's peak): the stream's arrays, made and freed
-                # per batch, reuse the heap from now (2 GB: 13 GB of page faults otherwise)
-                reuse_freed_memory()
-                streamed = self._stream_calls(calls_to)
+                if not tried:
+                    # once the OS calls are built: the stream's launch index and first batches are not
+                    # piled on their build (2 GB: the read's peak, the OS calls' sort beside the kernels' rows)
+                    os_job.result()
+                    # the whole tables are read (the run's peak): the stream's arrays, made and freed
+                    # per batch, reuse the heap from now (2 GB: 13 GB of page faults otherwise)
+                    reuse_freed_memory()
+                    streamed = self._stream_calls(calls_to)
                 if streamed is None:  # not in start order, or not checkable batch by batch: built whole
                     api = pool.submit(built, "api_calls")
                 elif on_built is not None:
@@ -316,13 +327,15 @@ class Trace:
             self.nvtx_ranges
         return self
 
-    def _stream_calls(self, to: CallFile) -> StreamedCalls | None:
+    def _stream_calls(self, to: CallFile, launches: Launches | None = None) -> StreamedCalls | None:
         """The API calls streamed to ``to`` (:func:`stream_api_calls`), the GPU ops'
-        launching calls found as they pass; None where they cannot stream."""
-        ops = streamable_ops(self._raw)
-        if ops is None:
-            return None
-        launches = Launches(ops)
+        launching calls found as they pass (per op row of the raw tables read, or
+        per distinct key in ``launches``); None where they cannot stream."""
+        if launches is None:
+            ops = streamable_ops(self._raw)
+            if ops is None:
+                return None
+            launches = Launches(ops)
         streamed = stream_api_calls(self._rd, self.strings, to, launches)
         if streamed is not None:
             self.__dict__["_ops"] = StreamedOps(self._rd, self.strings, launches, streamed.rows.categories["name"])
@@ -468,6 +481,26 @@ class Trace:
             d.lacks for d in S.TABLES
             if d.lacks and self._rd.resolve(d) is None and not any(self.has(u) for u in d.lacks_unless)
         ]
+
+
+EARLY_STREAM_CORES = 4  # from this many cores the API calls stream beside the GPU ops' reads
+
+
+def stream_early() -> bool:
+    """Whether :meth:`Trace.prefetch` streams the API calls beside the GPU ops'
+    reads (their launch keys read ahead), not after them: on
+    EARLY_STREAM_CORES cores or more, where the reads and the stream do not
+    contend for the cores (on 2 cores it was slower, and held 130-180 MB more
+    at 2 GB: benchmarks/RESULTS.md). ``NSYSPARSE_STREAM_EARLY=1``/``0`` decides
+    instead (benchmarks compare both on one machine)."""
+    env = os.environ.get("NSYSPARSE_STREAM_EARLY", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return cores >= EARLY_STREAM_CORES
 
 
 def give_back_freed_memory() -> None:

@@ -76,6 +76,47 @@ def test_each_op_gets_the_call_the_whole_table_gives_it(seed: int) -> None:
         assert (got["name"][~hit] == -1).all()
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_each_op_gets_the_call_the_whole_table_gives_it_by_distinct_key(seed: int) -> None:
+    """Launches.of_keys (the ops' keys read ahead, repeated, with keys of rows
+    the checks drop later and ops with no id) against Ops.launching_call on the
+    whole frame, as in the test above."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    start = np.sort(rng.integers(0, 10**6, n))
+    api = pd.DataFrame({
+        "start_ns": start, "end_ns": start + rng.integers(0, 50, n),
+        "pid": rng.choice([7, 8, 9], n), "tid": rng.integers(1, 5, n),
+        "correlation_id": np.where(rng.random(n) < 0.05, -1, rng.integers(0, 800, n)),
+        "name": pd.Categorical.from_codes(rng.integers(-1, 6, n), categories=list("abcdef")),
+    })
+    m = 2500
+    pid, corr = rng.choice([7, 8, 9, 10], m), np.where(rng.random(m) < 0.05, -1, rng.integers(0, 900, m))
+    dropped = (rng.choice([7, 8], 50), rng.integers(0, 900, 50))  # rows the checks leave out: keys no op asks for
+    keys = np.concatenate([cuda.launch_key(pid, corr, none=-2), cuda.launch_key(*dropped, none=-2)])
+    launches = Launches.of_keys(rng.permutation(keys))
+    assert launches.by_key
+    key = np.where(api["correlation_id"] >= 0,
+                   (api["pid"].to_numpy() << 32) | (api["correlation_id"].to_numpy() & 0xFFFFFFFF), -1)
+    codes = np.asarray(api["name"].cat.codes, np.int32)
+    for a, b in _batches(n, rng):
+        launches.add(key[a:b], api["tid"].to_numpy()[a:b], start[a:b], api["end_ns"].to_numpy()[a:b], codes[a:b])
+    whole = cuda.Ops.__new__(cuda.Ops)
+    cuda.Ops.__init__(whole, None, None, api)  # type: ignore[arg-type]
+    row = whole.launching_call(pid, corr)
+    got = launches.lookup(pid, corr)
+    hit = row >= 0
+    assert 0 < hit.sum() < m
+    np.testing.assert_array_equal(got["found"], hit)
+    np.testing.assert_array_equal(got["tid"][hit], api["tid"].to_numpy()[row[hit]])
+    np.testing.assert_array_equal(got["start"][hit], start[row[hit]])
+    np.testing.assert_array_equal(got["end"][hit], api["end_ns"].to_numpy()[row[hit]])
+    np.testing.assert_array_equal(got["name"][hit], codes[row[hit]])
+    assert (got["name"][~hit] == -1).all() and (got["start"][~hit] == 0).all()
+    empty = Launches.of_keys(np.zeros(0, np.int64)).lookup(pid, corr)
+    assert not empty["found"].any() and (empty["name"] == -1).all()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_the_index_built_as_rows_pass_is_the_frames(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(row_windows, "BLOCK", 8)
@@ -129,12 +170,16 @@ def damaged_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return grown_export(tmp_path_factory.mktemp("grown"))
 
 
+@pytest.mark.parametrize("early", ["0", "1"])
 @pytest.mark.parametrize("what", list(DAMAGE))
-def test_damaged_calls_stream_as_they_read_whole(what: str, damaged_source: Path, tmp_path: Path) -> None:
+def test_damaged_calls_stream_as_they_read_whole(what: str, early: str, damaged_source: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/test_reader_checks.py's damaged exports (150k calls, three batches):
     where numpy decides, the stream keeps the rows and notes of the whole read;
     elsewhere it stops (CannotStream, possibly batches in); and the spilled report
-    (streamed, or read whole after the stop) equals the one held in memory."""
+    (streamed after the GPU ops' rows or beside them, ``early``, or read whole
+    after the stop) equals the one held in memory."""
+    monkeypatch.setenv("NSYSPARSE_STREAM_EARLY", early)
     p = damaged(damaged_source, what, tmp_path)
     whole = reader.Reader(p)
     want = whole.read(S.RUNTIME)
@@ -153,9 +198,13 @@ def test_damaged_calls_stream_as_they_read_whole(what: str, damaged_source: Path
         assert report_digest(build_report(t, spill_to=tmp_path)) == in_memory
 
 
-def test_calls_not_in_start_order_are_read_whole_with_the_same_report(make_builder, tmp_path: Path) -> None:
+@pytest.mark.parametrize("early", ["0", "1"])
+def test_calls_not_in_start_order_are_read_whole_with_the_same_report(early: str, make_builder, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """An export whose API rows are not in start order: the stream stops, leaves no
-    file, and the spilled report equals the one held in memory."""
+    file, and the spilled report equals the one held in memory (the stream tried
+    after the GPU ops' rows, or beside them: ``early``)."""
+    monkeypatch.setenv("NSYSPARSE_STREAM_EARLY", early)
     b = make_builder("unsorted")
     b.gpu()
     for i in range(30):
@@ -173,3 +222,35 @@ def test_calls_not_in_start_order_are_read_whole_with_the_same_report(make_build
         got = report_digest(spilled)
         assert spilled.tables.spilled("api_calls") is not None
     assert got == want
+
+
+def test_ops_without_a_globalpid_stream_after_their_rows_as_before(builder, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel whose globalPid is NULL: its launch keys cannot be read ahead
+    (read_launch_keys gives None), so the calls are read whole once the rows
+    are (the op's process is the calls' one), and the report equals the one
+    streamed after the rows and the one held in memory."""
+    import sqlite3
+
+    from nsysparse import call_stream
+
+    builder.gpu()
+    for i in range(20):
+        builder.range("step", 1000 * i, 1000 * i + 900)
+        builder.kernel(1000 * i + 100, 1000 * i + 400, launch=(1000 * i + 10, 1000 * i + 30))
+    path = builder.write()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET globalPid = NULL WHERE rowid = 3")
+    con.commit()
+    con.close()
+    with nsysparse.open_trace(path) as t:
+        assert call_stream.read_launch_keys(t._rd, [S.KERNEL]) is None
+        want = report_digest(build_report(t))
+    for early in ("0", "1"):
+        monkeypatch.setenv("NSYSPARSE_STREAM_EARLY", early)
+        out = tmp_path / early
+        out.mkdir()
+        with nsysparse.open_trace(path) as t:
+            got = report_digest(build_report(t, spill_to=out))
+            assert t.kernels["launch_tid"].notna().all()  # every kernel found its call
+        assert got == want
