@@ -38,42 +38,59 @@ def test_categories_grown_batch_by_batch_are_the_whole_columns(seed: int) -> Non
     np.testing.assert_array_equal(codes, np.asarray(want.codes))
 
 
+def _calls(rng: np.random.Generator, n: int = 3000) -> pd.DataFrame:
+    """API calls in start order: several processes, correlation ids repeated across
+    them and within one, some with no id, some with no name."""
+    start = np.sort(rng.integers(0, 10**6, n))
+    return pd.DataFrame({
+        "start_ns": start, "end_ns": start + rng.integers(0, 50, n),
+        "pid": rng.choice([7, 8, 9], n), "tid": rng.integers(1, 5, n),
+        "correlation_id": np.where(rng.random(n) < 0.05, -1, rng.integers(0, 800, n)),  # many repeats
+        "name": pd.Categorical.from_codes(rng.integers(-1, 6, n), categories=list("abcdef")),
+    })
+
+
+def _ops(rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pid, correlation id) of ``m`` ops: a process with no calls, some ops with no id."""
+    return rng.choice([7, 8, 9, 10], m), np.where(rng.random(m) < 0.05, -1, rng.integers(0, 900, m))
+
+
+def _streamed_past(launches: Launches, api: pd.DataFrame, rng: np.random.Generator) -> cuda.Ops:
+    """``api`` added to ``launches`` batch by batch; the whole-frame Ops to check it against."""
+    key = np.where(api["correlation_id"] >= 0,
+                   (api["pid"].to_numpy() << 32) | (api["correlation_id"].to_numpy() & 0xFFFFFFFF), -1)
+    cols = [api[c].to_numpy() for c in ("tid", "start_ns", "end_ns")] + [np.asarray(api["name"].cat.codes, np.int32)]
+    for a, b in _batches(len(api), rng):
+        launches.add(key[a:b], *(c[a:b] for c in cols))
+    whole = cuda.Ops.__new__(cuda.Ops)
+    cuda.Ops.__init__(whole, None, None, api)  # type: ignore[arg-type]
+    return whole
+
+
+def _assert_the_calls(got: dict[str, np.ndarray], row: np.ndarray, api: pd.DataFrame) -> None:
+    """``got`` (Launches' answer) holds call ``row`` of ``api`` for each op (-1: none)."""
+    hit = row >= 0
+    np.testing.assert_array_equal(got["found"], hit)
+    for col, src in (("tid", "tid"), ("start", "start_ns"), ("end", "end_ns")):
+        np.testing.assert_array_equal(got[col][hit], api[src].to_numpy()[row[hit]])
+    np.testing.assert_array_equal(got["name"][hit], np.asarray(api["name"].cat.codes)[row[hit]])
+    assert (got["name"][~hit] == -1).all()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_each_op_gets_the_call_the_whole_table_gives_it(seed: int) -> None:
     """Launches (ops read first, calls streamed past) against Ops.launching_call on
     the whole frame: several processes, correlation ids repeated across them and
     within one (the first call in start order wins), ops with no call or no id."""
     rng = np.random.default_rng(seed)
-    n = 3000
-    start = np.sort(rng.integers(0, 10**6, n))
-    api = pd.DataFrame({
-        "start_ns": start, "end_ns": start + rng.integers(0, 50, n),
-        "pid": rng.choice([7, 8, 9], n), "tid": rng.integers(1, 5, n),
-        "correlation_id": np.where(rng.random(n) < 0.05, -1, rng.integers(0, 800, n)),  # many repeats
-        "name": pd.Categorical.from_codes(rng.integers(-1, 6, n), categories=list("abcdef")),
-    })
-    ops = {}
-    for table, m in (("kernels", 2000), ("memcpy", 300), ("memset", 1)):
-        ops[table] = (rng.choice([7, 8, 9, 10], m), np.where(rng.random(m) < 0.05, -1, rng.integers(0, 900, m)))
+    api = _calls(rng)
+    ops = {table: _ops(rng, m) for table, m in (("kernels", 2000), ("memcpy", 300), ("memset", 1))}
     launches = Launches(ops)
-    key = np.where(api["correlation_id"] >= 0,
-                   (api["pid"].to_numpy() << 32) | (api["correlation_id"].to_numpy() & 0xFFFFFFFF), -1)
-    codes = np.asarray(api["name"].cat.codes, np.int32)
-    for a, b in _batches(n, rng):
-        launches.add(key[a:b], api["tid"].to_numpy()[a:b], start[a:b], api["end_ns"].to_numpy()[a:b], codes[a:b])
-    whole = cuda.Ops.__new__(cuda.Ops)
-    cuda.Ops.__init__(whole, None, None, api)  # type: ignore[arg-type]
+    whole = _streamed_past(launches, api, rng)
     for table, (pid, corr) in ops.items():
         row = whole.launching_call(pid, corr)
-        got = launches.take(table)
-        np.testing.assert_array_equal(got["found"], row >= 0)
-        hit = row >= 0
-        assert hit.sum() > 0 or table == "memset"
-        np.testing.assert_array_equal(got["tid"][hit], api["tid"].to_numpy()[row[hit]])
-        np.testing.assert_array_equal(got["start"][hit], start[row[hit]])
-        np.testing.assert_array_equal(got["end"][hit], api["end_ns"].to_numpy()[row[hit]])
-        np.testing.assert_array_equal(got["name"][hit], codes[row[hit]])
-        assert (got["name"][~hit] == -1).all()
+        assert (row >= 0).sum() > 0 or table == "memset"
+        _assert_the_calls(launches.take(table), row, api)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -82,37 +99,18 @@ def test_each_op_gets_the_call_the_whole_table_gives_it_by_distinct_key(seed: in
     the checks drop later and ops with no id) against Ops.launching_call on the
     whole frame, as in the test above."""
     rng = np.random.default_rng(seed)
-    n = 3000
-    start = np.sort(rng.integers(0, 10**6, n))
-    api = pd.DataFrame({
-        "start_ns": start, "end_ns": start + rng.integers(0, 50, n),
-        "pid": rng.choice([7, 8, 9], n), "tid": rng.integers(1, 5, n),
-        "correlation_id": np.where(rng.random(n) < 0.05, -1, rng.integers(0, 800, n)),
-        "name": pd.Categorical.from_codes(rng.integers(-1, 6, n), categories=list("abcdef")),
-    })
-    m = 2500
-    pid, corr = rng.choice([7, 8, 9, 10], m), np.where(rng.random(m) < 0.05, -1, rng.integers(0, 900, m))
+    api = _calls(rng)
+    pid, corr = _ops(rng, 2500)
     dropped = (rng.choice([7, 8], 50), rng.integers(0, 900, 50))  # rows the checks leave out: keys no op asks for
     keys = np.concatenate([cuda.launch_key(pid, corr, none=-2), cuda.launch_key(*dropped, none=-2)])
     launches = Launches.of_keys(rng.permutation(keys))
     assert launches.by_key
-    key = np.where(api["correlation_id"] >= 0,
-                   (api["pid"].to_numpy() << 32) | (api["correlation_id"].to_numpy() & 0xFFFFFFFF), -1)
-    codes = np.asarray(api["name"].cat.codes, np.int32)
-    for a, b in _batches(n, rng):
-        launches.add(key[a:b], api["tid"].to_numpy()[a:b], start[a:b], api["end_ns"].to_numpy()[a:b], codes[a:b])
-    whole = cuda.Ops.__new__(cuda.Ops)
-    cuda.Ops.__init__(whole, None, None, api)  # type: ignore[arg-type]
+    whole = _streamed_past(launches, api, rng)
     row = whole.launching_call(pid, corr)
+    assert 0 < (row >= 0).sum() < pid.size
     got = launches.lookup(pid, corr)
-    hit = row >= 0
-    assert 0 < hit.sum() < m
-    np.testing.assert_array_equal(got["found"], hit)
-    np.testing.assert_array_equal(got["tid"][hit], api["tid"].to_numpy()[row[hit]])
-    np.testing.assert_array_equal(got["start"][hit], start[row[hit]])
-    np.testing.assert_array_equal(got["end"][hit], api["end_ns"].to_numpy()[row[hit]])
-    np.testing.assert_array_equal(got["name"][hit], codes[row[hit]])
-    assert (got["name"][~hit] == -1).all() and (got["start"][~hit] == 0).all()
+    _assert_the_calls(got, row, api)
+    assert (got["start"][row < 0] == 0).all()
     empty = Launches.of_keys(np.zeros(0, np.int64)).lookup(pid, corr)
     assert not empty["found"].any() and (empty["name"] == -1).all()
 
