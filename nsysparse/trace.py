@@ -244,7 +244,8 @@ class Trace:
         joined to their calls (the OS calls at once), as :meth:`release` does.
 
         With ``calls_to``, the API calls are not built but streamed to that file
-        once the GPU ops' rows are read (:mod:`nsysparse.call_stream`: no frame of
+        once the GPU ops' rows are read, or beside those reads on many cores
+        (:func:`stream_early`) (:mod:`nsysparse.call_stream`: no frame of
         them exists), and ``on_built("api_calls", streamed)`` gets the
         :class:`~nsysparse.call_stream.StreamedCalls`; where they cannot stream
         (not in start order, say) they are built as above.
