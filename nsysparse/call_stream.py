@@ -96,12 +96,7 @@ class Launches:
         for name, (pid, corr) in ops.items():
             key = launch_key(pid, corr, none=-2)  # -2: no call's key (-1 for none) meets it
             order = None if ascending(key) else np.argsort(key, kind="stable")
-            n = key.size
-            self._tables[name] = {
-                "keys": key if order is None else key[order], "order": order,
-                "found": np.zeros(n, bool), "name": np.full(n, -1, np.int32),
-                "tid": np.zeros(n, np.int64), "start": np.zeros(n, np.int64), "end": np.zeros(n, np.int64),
-            }
+            self._tables[name] = _table(key if order is None else key[order], order)
 
     def add(self, key: np.ndarray, tid: np.ndarray, start: np.ndarray, end: np.ndarray, name: np.ndarray) -> None:
         """One batch of calls (``key``: ``pid << 32 | correlation id``, -1 for none), in start order."""
@@ -137,18 +132,16 @@ class Launches:
                 t[col][op] = values[call]
 
     @classmethod
-    def of_keys(cls, keys: np.ndarray) -> "Launches":
-        """Over the distinct launch keys ``keys`` (``pid << 32 | correlation id``,
-        any order, repeats allowed) of every GPU op: read ahead of the ops' rows
-        (:func:`read_launch_keys`), so that the calls stream while those rows are
-        read. A key whose row the rows' checks drop later is one no op looks up
-        (:meth:`lookup`)."""
+    def of_keys(cls, ops: dict[str, tuple[np.ndarray, np.ndarray]]) -> "Launches":
+        """Over the distinct launch keys of ``ops`` (as for the constructor: per
+        table, the ``(pid, correlation id)`` of its rows, in any order), one table
+        for all of them: read ahead of the ops' rows (:func:`read_launch_keys`), so
+        that the calls stream while those rows are read. A key whose row the rows'
+        checks drop later is one no op looks up (:meth:`lookup`)."""
+        keys = np.concatenate([launch_key(pid, corr, none=-2) for pid, corr in ops.values()] or [np.zeros(0, np.int64)])
         k = np.sort(keys[keys >= 0])  # a sort and a mask, not np.unique: its hash path is 25x slower here
-        k = k[np.r_[True, k[1:] != k[:-1]]] if k.size else k
         self = cls({})
-        n = k.size
-        self._tables[ALL] = {"keys": k, "order": None, "found": np.zeros(n, bool), "name": np.full(n, -1, np.int32),
-                             "tid": np.zeros(n, np.int64), "start": np.zeros(n, np.int64), "end": np.zeros(n, np.int64)}
+        self._tables[ALL] = _table(k[np.r_[True, k[1:] != k[:-1]]] if k.size else k, None)
         return self
 
     @property
@@ -177,6 +170,14 @@ class Launches:
         over once."""
         t = self._tables.pop(table)
         return {k: v for k, v in t.items() if k not in ("keys", "order")}  # type: ignore[misc]
+
+
+def _table(keys: np.ndarray, order: np.ndarray | None) -> dict[str, np.ndarray | None]:
+    """One table of :class:`Launches`: its sorted ``keys`` (``order``: the rows they
+    came from, None when in order) and, per key, the call found so far (none yet)."""
+    n = keys.size
+    return {"keys": keys, "order": order, "found": np.zeros(n, bool), "name": np.full(n, -1, np.int32),
+            "tid": np.zeros(n, np.int64), "start": np.zeros(n, np.int64), "end": np.zeros(n, np.int64)}
 
 
 def stream_api_calls(rd: Reader, strings: pd.Series, to: CallFile, launches: Launches | None) -> StreamedCalls | None:
@@ -368,14 +369,14 @@ class StreamedOps(Ops):
         return t["found"], pd.Categorical.from_codes(t["name"], dtype=self.names), (t["tid"], t["start"], t["end"])
 
 
-def read_launch_keys(rd: Reader, decls: list[S.Table]) -> np.ndarray | None:
-    """The launch keys (:func:`nsysparse.cuda.launch_key`) of every row of the
-    GPU-op tables ``decls``, two integer columns read ahead of the rows; None
-    where they cannot stand for the rows' keys (no globalPid column, a NULL
-    one, a value that is not an integer): the calls then stream once the rows
-    are read (:func:`streamable_ops`). Unchecked rows only add keys: no op of a
+def read_launch_keys(rd: Reader, decls: list[S.Table]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """What :func:`streamable_ops` gives, for :meth:`Launches.of_keys`, read ahead
+    of the rows of the GPU-op tables ``decls`` (their globalPid and correlationId
+    only, unchecked); None where they cannot stand for the rows' keys (no such
+    column, a NULL globalPid, a value that is not an integer): the calls then
+    stream once the rows are read. Unchecked rows only add keys: no op of a
     dropped row looks its key up."""
-    parts = []
+    frames: dict[str, pd.DataFrame | None] = {}
     for decl in decls:
         table = rd.resolve(decl)
         if table is None:
@@ -383,13 +384,10 @@ def read_launch_keys(rd: Reader, decls: list[S.Table]) -> np.ndarray | None:
         if not {"globalPid", "correlationId"} <= set(rd.columns(table)):
             return None
         df = rd.query(f'SELECT "globalPid", "correlationId" FROM "{table}"')
-        if df.empty:
-            continue
-        gp, corr = df["globalPid"], df["correlationId"]
-        if gp.dtype.kind not in "iu" or corr.dtype.kind not in "iuf":  # NULLs read as float; text as objects
-            return None
-        parts.append(launch_key(S.pid_of(gp.astype("int64")), int64(corr, fill=-1), none=-2))
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if len(df) and (df["globalPid"].dtype.kind not in "iuf" or df["correlationId"].dtype.kind not in "iuf"):
+            return None  # text, a blob (NULLs read as float: streamable_ops refuses those in globalPid)
+        frames[decl.key] = df
+    return streamable_ops(frames)
 
 
 def streamable_ops(raw: dict[str, pd.DataFrame | None]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:

@@ -287,10 +287,10 @@ class Trace:
                 assert calls_to is not None
                 # many cores: the calls stream now, beside the GPU ops' reads, found per distinct
                 # launch key read ahead of the ops' rows (2 GB on 16 cores: the stream waited 6 s)
-                keys = read_launch_keys(self._rd, gpu_tables)
-                if keys is not None:
+                ahead = read_launch_keys(self._rd, gpu_tables)
+                if ahead is not None:
                     reuse_freed_memory()  # the stream's per-batch arrays from the heap (see below)
-                    tried, streamed = True, self._stream_calls(calls_to, Launches.of_keys(keys))
+                    tried, streamed = True, self._stream_calls(calls_to, Launches.of_keys(ahead))
             for key in list(raw):  # the job goes with its rows: each raw table is freed once built
                 self._raw[key] = raw.pop(key).result()
             if stream:

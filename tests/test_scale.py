@@ -87,14 +87,20 @@ def _streams(path: Path) -> bool:
         return False
     descents = con.execute("SELECT COUNT(*) FROM (SELECT start < LAG(start) OVER (ORDER BY rowid) AS d "
                            "FROM CUPTI_ACTIVITY_KIND_RUNTIME) WHERE d").fetchone()[0]
+    keyed = _gpu_ops_keyed(con, tables, ("globalPid",))
+    con.close()
+    return keyed and descents == 0
+
+
+def _gpu_ops_keyed(con, tables: set[str], need: tuple[str, ...]) -> bool:  # type: ignore[no-untyped-def]
+    """Whether every GPU-op table of ``tables`` has the columns ``need`` and a globalPid on every row (SQL)."""
     for op in ("KERNEL", "MEMCPY", "MEMSET", "GRAPH_TRACE"):
         table = f"CUPTI_ACTIVITY_KIND_{op}"
         if table in tables:
             cols = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-            if "globalPid" not in cols or con.execute(f"SELECT COUNT(*) FROM {table} WHERE globalPid IS NULL").fetchone()[0]:
+            if not set(need) <= cols or con.execute(f"SELECT COUNT(*) FROM {table} WHERE globalPid IS NULL").fetchone()[0]:
                 return False
-    con.close()
-    return descents == 0
+    return True
 
 
 def _whole(df, meta) -> pa.Table:
@@ -235,13 +241,6 @@ def _launch_keys_readable(path: Path) -> tuple[bool, bool]:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         calls = "CUPTI_ACTIVITY_KIND_RUNTIME" in tables and \
             con.execute("SELECT COUNT(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME").fetchone()[0] > 0
-        for op in ("KERNEL", "MEMCPY", "MEMSET", "GRAPH_TRACE"):
-            table = f"CUPTI_ACTIVITY_KIND_{op}"
-            if table in tables:
-                cols = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-                if "globalPid" not in cols or "correlationId" not in cols or \
-                        con.execute(f"SELECT COUNT(*) FROM {table} WHERE globalPid IS NULL").fetchone()[0]:
-                    return calls, False
-        return calls, True
+        return calls, _gpu_ops_keyed(con, tables, ("globalPid", "correlationId"))
     finally:
         con.close()
