@@ -1,9 +1,11 @@
 """GPU busy and idle time: per step over all devices together, per device, and
 per time bin for the busy-over-time chart.
 
-Every function takes plain tables (the loader's kernels, graph runs, memcpy,
-memset); the interval sets are built once by :func:`compute_intervals` and
-:func:`any_intervals` and handed to each analysis that needs them.
+The ops' tables (the loader's kernels, graph runs, memcpy, memset) are put in
+start order once by :func:`compute_intervals` and :func:`any_intervals`; the
+time they keep the GPU busy, their union over all devices and on each device,
+is made once by :class:`GpuBusy` and read in any windows by every analysis
+that needs it (millions of kernels are unioned once, not once per analysis).
 """
 
 from __future__ import annotations
@@ -78,33 +80,77 @@ def unrecorded(has_kernels: bool, has_copies: bool, api_calls: pd.DataFrame, has
     return missing
 
 
-def busy_in_windows(ops: pd.DataFrame, windows: pd.DataFrame) -> np.ndarray:
-    """Per window: |union of ``ops`` intervals clipped to it|, all devices together."""
-    if ops.empty or windows.empty:
-        return np.zeros(len(windows), dtype=np.int64)
-    return iv.clipped_union_per_window(ops["start_ns"], ops["end_ns"], windows["start_ns"], windows["end_ns"])
+class Busy:
+    """The union of some ops' intervals (sorted, disjoint; an op of no length adds
+    nothing) and its cumulative coverage, made when first read: how much of it
+    lies in any window is two binary searches per window."""
+
+    def __init__(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> None:
+        self.starts, self.ends = iv.union(starts, ends)
+        self._cum: np.ndarray | None = None
+
+    def before(self, t: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Per time in ``t``: how much of the set lies before it."""
+        if self.starts.size and self._cum is None:
+            self._cum = iv.cumulative(self.starts, self.ends)
+        return iv.covered_before(self.starts, self.ends, t, self._cum)
+
+    def in_windows(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Per window ``[starts[i], ends[i])``: how much of the set lies in it."""
+        if self.starts.size == 0:
+            return np.zeros(np.asarray(starts).size, dtype=np.int64)
+        return self.before(ends) - self.before(starts)
+
+    def fraction(self, edges: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Per bin ``[edges[i], edges[i+1])``: the fraction of it the set covers, in [0, 1]."""
+        e = np.asarray(edges, dtype=np.int64)
+        covered = np.diff(self.before(e)).astype(np.float64)
+        width = np.diff(e).astype(np.float64)
+        return np.clip(np.divide(covered, width, out=np.zeros_like(covered), where=width > 0), 0.0, 1.0)
 
 
-def devices_of(anyop: pd.DataFrame, gpus: pd.DataFrame) -> list[int]:
+_NONE = Busy(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+class GpuBusy:
+    """The time some GPU ops (the kernels and graph runs, or every op) keep the
+    GPU busy: their union over all devices (:attr:`all`) and on each device
+    (:meth:`on`), each made once. ``ops`` needs ``start_ns``, ``end_ns`` and
+    ``device``; with one device (the usual case) its set is the all-device one.
+    :attr:`first_start`/:attr:`last_end`: the earliest start and latest end of
+    any op (one of no length too); None without ops."""
+
+    def __init__(self, ops: pd.DataFrame) -> None:
+        s, e = ops["start_ns"].to_numpy(np.int64), ops["end_ns"].to_numpy(np.int64)
+        self.all = Busy(s, e)
+        self.first_start = int(s.min()) if s.size else None
+        self.last_end = int(e.max()) if s.size else None
+        self.devices: list[int] = sorted(int(d) for d in pd.unique(ops["device"].dropna())) if s.size else []
+        self._on: dict[int, Busy] = {}
+        for d in self.devices:
+            mine = (ops["device"] == d).to_numpy(dtype=bool, na_value=False)
+            self._on[d] = self.all if mine.all() else Busy(s[mine], e[mine])
+
+    def on(self, device: int) -> Busy:
+        """The busy set of one device (empty for a device without ops)."""
+        return self._on.get(int(device), _NONE)
+
+
+def devices_of(anyop: GpuBusy, gpus: pd.DataFrame) -> list[int]:
     """Every device that ran an op or that the trace lists as a GPU."""
     listed = gpus["device"].dropna().astype(int).tolist() if "device" in gpus else []
-    return sorted(set(anyop["device"].dropna().astype(int).tolist()) | set(listed))
+    return sorted(set(anyop.devices) | set(listed))
 
 
-def on_device(ops: pd.DataFrame, device: int) -> pd.DataFrame:
-    """The rows of ``ops`` on ``device``; ``ops`` itself, not a copy, when every row is
-    (one GPU: the usual case, and millions of rows)."""
-    mine = (ops["device"] == device).to_numpy(dtype=bool, na_value=False)
-    return ops if mine.all() else ops[mine]
-
-
-def step_devices(compute: pd.DataFrame, anyop: pd.DataFrame, gpus: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
-    """Per step and device: ``gpu_busy_kernel_ns``, ``gpu_idle_ratio``, ``gpu_busy_any_ns``."""
+def step_devices(compute: GpuBusy, anyop: GpuBusy, gpus: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """Per step and device: ``gpu_busy_kernel_ns``, ``gpu_idle_ratio``, ``gpu_busy_any_ns``
+    (``compute``: the kernels' and graph runs' busy time, ``anyop``: every op's)."""
     rows = []
     dur = steps["dur_ns"].to_numpy()
+    ws, we = steps["start_ns"].to_numpy(), steps["end_ns"].to_numpy()
     for d in devices_of(anyop, gpus):  # one pass per device
-        busy_k = busy_in_windows(on_device(compute, d), steps)
-        busy_a = busy_in_windows(on_device(anyop, d), steps)
+        busy_k = compute.on(d).in_windows(ws, we)
+        busy_a = anyop.on(d).in_windows(ws, we)
         rows.append(
             pd.DataFrame(
                 {
@@ -135,21 +181,17 @@ def busy_fraction(starts: npt.ArrayLike, ends: npt.ArrayLike, edges: npt.ArrayLi
     """Per bin ``[edges[i], edges[i+1])``: the fraction of it covered by the union
     of the intervals ``[starts, ends)``, in [0, 1]. Overlapping intervals count once.
     Vectorised: the union is built once and its cumulative coverage is read at the
-    edges (:func:`nsysparse.intervals.covered_before`)."""
-    e = np.asarray(edges, dtype=np.int64)
-    us, ue = iv.union(starts, ends)
-    covered = np.diff(iv.covered_before(us, ue, e)).astype(np.float64)
-    width = np.diff(e).astype(np.float64)
-    return np.clip(np.divide(covered, width, out=np.zeros_like(covered), where=width > 0), 0.0, 1.0)
+    edges (:meth:`Busy.fraction`)."""
+    return Busy(starts, ends).fraction(edges)
 
 
-def busy_panels(anyop: pd.DataFrame, steps: pd.DataFrame) -> list[tuple[str, int, int]]:
+def busy_panels(anyop: GpuBusy, steps: pd.DataFrame) -> list[tuple[str, int, int]]:
     """The spans the busy-over-time chart shows: ``("run", first, last GPU op)``
     and, when the non-warm-up steps fill less than 80% of it, ``("steps", first
     non-warm-up step start, last one's end)``."""
-    if anyop.empty:
+    if anyop.first_start is None or anyop.last_end is None:
         return []
-    lo, hi = int(anyop["start_ns"].min()), int(anyop["end_ns"].max())
+    lo, hi = anyop.first_start, anyop.last_end
     panels = [("run", lo, hi)]
     live = steps[~steps["warmup"].astype(bool)]
     if len(live):
@@ -159,21 +201,19 @@ def busy_panels(anyop: pd.DataFrame, steps: pd.DataFrame) -> list[tuple[str, int
     return panels
 
 
-def gpu_busy_bins(compute: pd.DataFrame, anyop: pd.DataFrame, steps: pd.DataFrame, bins: int = GPU_BINS) -> pd.DataFrame:
+def gpu_busy_bins(compute: GpuBusy, anyop: GpuBusy, steps: pd.DataFrame, bins: int = GPU_BINS) -> pd.DataFrame:
     """Per panel (:func:`busy_panels`), device and time bin: ``start_ns``/``end_ns``
     of the bin, ``kernel_share`` (fraction of the bin with a kernel or graph run
-    on that device) and ``any_share`` (with any GPU op), from :func:`busy_fraction`."""
-    devices = sorted(int(d) for d in pd.unique(anyop["device"].dropna())) if len(anyop) else []
+    on that device) and ``any_share`` (with any GPU op), from :meth:`Busy.fraction`."""
     parts = []
     for panel, lo, hi in busy_panels(anyop, steps):
         edges = bin_edges(lo, hi, bins)
-        for dev in devices:  # one pass per panel and device
-            c, a = on_device(compute, dev), on_device(anyop, dev)
+        for dev in anyop.devices:  # one pass per panel and device
             parts.append(pd.DataFrame({
                 "panel": panel, "device": dev, "bin": np.arange(edges.size - 1, dtype=np.int64),
                 "start_ns": edges[:-1], "end_ns": edges[1:],
-                "kernel_share": busy_fraction(c["start_ns"], c["end_ns"], edges),
-                "any_share": busy_fraction(a["start_ns"], a["end_ns"], edges),
+                "kernel_share": compute.on(dev).fraction(edges),
+                "any_share": anyop.on(dev).fraction(edges),
             }))
     if not parts:
         return pd.DataFrame({"panel": pd.Series(dtype=object), "device": pd.Series(dtype="int64"),

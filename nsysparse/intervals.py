@@ -115,11 +115,11 @@ def clipped_union_per_window(
     ws, we = _as_i64(win_starts), _as_i64(win_ends)
     if us.size == 0:
         return np.zeros(ws.size, dtype=np.int64)
-    cum = _cumulative(us, ue)  # once for both edges
+    cum = cumulative(us, ue)  # once for both edges
     return covered_before(us, ue, we, cum) - covered_before(us, ue, ws, cum)
 
 
-def _cumulative(us: I64, ue: I64) -> I64:
+def cumulative(us: I64, ue: I64) -> I64:
     """``cum[i]``: the length of the first ``i`` intervals of a normalised set."""
     cum = np.empty(us.size + 1, dtype=np.int64)
     cum[0] = 0
@@ -129,12 +129,12 @@ def _cumulative(us: I64, ue: I64) -> I64:
 
 def covered_before(us: I64, ue: I64, t: npt.ArrayLike, cum: I64 | None = None) -> I64:
     """For each time in ``t``, how much of the normalised set ``(us, ue)`` lies
-    before it (``cum``: its :func:`_cumulative`, when the caller has it)."""
+    before it (``cum``: its :func:`cumulative`, when the caller has it)."""
     t = _as_i64(t)
     if us.size == 0:
         return np.zeros(t.size, dtype=np.int64)
     if cum is None:
-        cum = _cumulative(us, ue)
+        cum = cumulative(us, ue)
     # index of the last interval starting at or before t
     i = np.searchsorted(us, t, side="right") - 1
     ic = np.clip(i, 0, None)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals as iv
+from .gpu import GpuBusy
 
 LAYER_COLUMNS = ["layer", "count", "wait_ns", "sync_ns", "gpu_busy_kernel_ns", "bytes_h2d", "bytes_disk"]
 
@@ -53,13 +54,13 @@ def layer_table(
     live_steps: pd.DataFrame,
     waits: pd.DataFrame,
     syncs: pd.DataFrame,
-    compute: pd.DataFrame,
+    compute: GpuBusy,
     h2d: pd.DataFrame,
     disk: pd.DataFrame,
 ) -> pd.DataFrame:
     """Per layer index, sums over the non-warm-up steps ``live_steps``: ``count``,
     ``wait_ns``/``sync_ns`` (unions on the step's thread, clipped to the layer),
-    ``gpu_busy_kernel_ns`` (kernel/graph union, all devices, clipped to the layer),
+    ``gpu_busy_kernel_ns`` (the kernels' and graph runs' busy time ``compute``, all devices, clipped to the layer),
     ``bytes_h2d``/``bytes_disk`` (transfers whose start lies in the layer)."""
     w = windows[windows["step"].isin(live_steps["step"])].reset_index(drop=True)
     if w.empty:
@@ -67,8 +68,7 @@ def layer_table(
     w = w.assign(
         wait_ns=iv.clipped_union_by_thread(waits, w),
         sync_ns=iv.clipped_union_by_thread(syncs, w),
-        gpu_busy_kernel_ns=iv.clipped_union_per_window(compute["start_ns"], compute["end_ns"], w["start_ns"], w["end_ns"])
-        if len(compute) else 0,
+        gpu_busy_kernel_ns=compute.all.in_windows(w["start_ns"].to_numpy(), w["end_ns"].to_numpy()),
         bytes_h2d=_bytes_in(h2d, w),
         bytes_disk=_bytes_in(disk, w),
     )

@@ -31,7 +31,7 @@ from .errors import NothingToAnalyse, UsageError
 from .breakdown import CATEGORIES, breakdown_tables
 from .held_by import held_by_table, wait_holders
 from .targets import breakdown_targets
-from .gpu import any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
+from .gpu import GpuBusy, any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
 from .kernels_summary import kernel_summary
 from .layers import layer_table, layer_windows
 from .links import copies_table, default_peaks, disk_reads, link_bandwidth, step_links
@@ -283,14 +283,16 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     # launching calls; spilled, the kernels then keep only KERNEL_COLUMNS (their file has the
     # rest). It runs alone: beside the step analyses, its peak met theirs (2 GB: 1.97 GB)
     projection = _projection(trace, kernels_job)
-    anyop = any_intervals(compute, trace.memcpy, trace.memset)
+    # the GPU's busy time, kernels' and any op's, unioned once for every analysis that reads it
+    kernel_busy = GpuBusy(compute)
+    any_busy = GpuBusy(any_intervals(compute, trace.memcpy, trace.memset))  # (the any-op rows not kept)
     h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
     copies = copies_table(trace.memcpy, io)
 
-    st = step_table(steps, waits, syncs, compute, anyop, h2d)
-    # the any-op intervals (a row per GPU op) are read by these two only: freed before what follows
-    devices, busy = step_devices(compute, anyop, trace.gpus, st), gpu_busy_bins(compute, anyop, st)
-    del anyop
+    st = step_table(steps, waits, syncs, kernel_busy, any_busy, h2d)
+    # any op's busy time is read by these two only: freed before what follows
+    devices, busy = step_devices(kernel_busy, any_busy, trace.gpus, st), gpu_busy_bins(kernel_busy, any_busy, st)
+    del any_busy
     # the exclusive breakdown needs only the loaded tables and the steps: a thread runs it
     # beside the other step analyses (numpy and pandas release the GIL), from when the step
     # table, whose unions hold the most memory, is built. It reads its own copy of the steps.
@@ -307,9 +309,10 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     st = with_step_kernels(st, compute)
 
     live = st[~st["warmup"]]
-    idle_other = _idle_outside_host_stalls(compute, waits, syncs, live)
-    overlap = h2d_overlap(h2d, compute, live if not live.empty else st)
-    layers = layer_table(layers_w, live, waits, syncs, compute, h2d, io)
+    idle_other = _idle_outside_host_stalls(kernel_busy, waits, syncs, live)
+    overlap = h2d_overlap(h2d, kernel_busy, live if not live.empty else st)
+    layers = layer_table(layers_w, live, waits, syncs, kernel_busy, h2d, io)
+    del kernel_busy
     first, last = span
     span_ns = last - first if first is not None and last is not None else 0
 
@@ -434,7 +437,7 @@ def _breakdown_tables(steps: pd.DataFrame, compute: pd.DataFrame, api: Any, wait
     return breakdown_tables(steps, compute, _rows(api), waits, copies, memsets, disk, _rows(os_calls), shown)
 
 
-def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
+def _idle_outside_host_stalls(compute: GpuBusy, waits: pd.DataFrame, syncs: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
     """Per live step: time the GPU computes nothing while the step's thread is
     neither waiting nor synchronising (step - |kernels ∪ waits ∪ syncs|), with
     the kernels of every process."""
@@ -443,7 +446,7 @@ def _idle_outside_host_stalls(compute: pd.DataFrame, waits: pd.DataFrame, syncs:
     cols = ["start_ns", "end_ns", "pid", "tid"]
     stalls = pd.concat([waits[cols], syncs[cols]], ignore_index=True).astype("int64")
     covered = iv.clipped_union_by_thread(stalls, live.reset_index(drop=True),
-                                         shared=(compute["start_ns"].to_numpy(), compute["end_ns"].to_numpy()))
+                                         shared=(compute.all.starts, compute.all.ends))
     return live["dur_ns"].to_numpy() - covered
 
 

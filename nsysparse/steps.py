@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import intervals as iv
 from . import schema as S
-from .gpu import busy_in_windows
+from .gpu import GpuBusy
 from .overlap import step_h2d_overlap
 
 STEP_COLUMNS = ["step", "warmup", "pid", "tid", "start_ns", "end_ns", "dur_ns", "range_id"]
@@ -205,8 +205,8 @@ def step_table(
     steps: pd.DataFrame,
     waits: pd.DataFrame,
     syncs: pd.DataFrame,
-    compute: pd.DataFrame,
-    anyop: pd.DataFrame,
+    compute: GpuBusy,
+    anyop: GpuBusy,
     h2d: pd.DataFrame,
 ) -> pd.DataFrame:
     """``steps`` with the time figures of each step (ns unless a ratio):
@@ -216,15 +216,17 @@ def step_table(
     synchronising calls on the step's thread), ``sync_share``,
     ``sync_outside_wait_ns`` (sync calls outside the wait ranges),
     ``h2d_busy_ns``/``h2d_overlap_ns`` (the terms of the H2D/compute overlap).
-    Ratios of a zero-length step are 0 (idle: 1)."""
+    Ratios of a zero-length step are 0 (idle: 1). ``compute``: the kernels' and graph
+    runs' busy time, ``anyop``: every op's."""
     st = steps.copy()
     dur = st["dur_ns"].to_numpy()
     safe = np.maximum(dur, 1)
     st["wait_ns"] = iv.clipped_union_by_thread(waits, st)
     st["bubble_ratio"] = np.where(dur > 0, st["wait_ns"] / safe, 0.0)
-    st["gpu_busy_kernel_ns"] = busy_in_windows(compute, st)
+    ws, we = st["start_ns"].to_numpy(), st["end_ns"].to_numpy()
+    st["gpu_busy_kernel_ns"] = compute.all.in_windows(ws, we)
     st["gpu_idle_ratio"] = np.where(dur > 0, 1 - st["gpu_busy_kernel_ns"] / safe, 1.0)
-    st["gpu_busy_any_ns"] = busy_in_windows(anyop, st)
+    st["gpu_busy_any_ns"] = anyop.all.in_windows(ws, we)
     st["sync_ns"] = iv.clipped_union_by_thread(syncs, st)
     st["sync_share"] = np.where(dur > 0, st["sync_ns"] / safe, 0.0)
     cols = ["start_ns", "end_ns", "pid", "tid"]
