@@ -28,7 +28,7 @@ from nsysparse import report as R  # noqa: E402
 from nsysparse.render.files import write_report_folder  # noqa: E402
 from nsysparse.trace import open_trace  # noqa: E402
 
-STAGES = ["sync_calls", "compute_intervals", "_projection", "any_intervals", "GpuBusy", "copies_table", "step_table", "nvtx_projection",
+STAGES = ["sync_calls", "compute_intervals", "_projection", "GpuBusy", "copies_table", "step_table", "nvtx_projection",
           "breakdown_tables", "assign_to_steps", "link_bandwidth", "step_links", "with_step_bytes", "with_step_kernels",
           "_idle_outside_host_stalls", "h2d_overlap", "layer_table", "step_devices", "sync_table", "range_table",
           "gpu_busy_bins", "kernel_summary", "wait_holders", "held_by_table", "_named_gpu_ops", "_summary",

@@ -1,11 +1,12 @@
 """GPU busy and idle time: per step over all devices together, per device, and
 per time bin for the busy-over-time chart.
 
-The ops' tables (the loader's kernels, graph runs, memcpy, memset) are put in
-start order once by :func:`compute_intervals` and :func:`any_intervals`; the
-time they keep the GPU busy, their union over all devices and on each device,
-is made once by :class:`GpuBusy` and read in any windows by every analysis
-that needs it (millions of kernels are unioned once, not once per analysis).
+The kernels and graph runs are put in start order once by
+:func:`compute_intervals`; the time they keep the GPU busy, and the time any
+op does (:meth:`GpuBusy.plus`: the copies and fills added), their union over
+all devices and on each device, is made once by :class:`GpuBusy` and read in
+any windows by every analysis that needs it (millions of kernels are unioned
+once, not once per analysis).
 """
 
 from __future__ import annotations
@@ -33,11 +34,6 @@ def compute_intervals(kernels: pd.DataFrame, graph_runs: pd.DataFrame) -> pd.Dat
     in start order: the GPU computing. A graph-level graph run is compute: its
     kernels are not recorded."""
     return _in_start_order([kernels, graph_runs])
-
-
-def any_intervals(compute: pd.DataFrame, memcpy: pd.DataFrame, memset: pd.DataFrame) -> pd.DataFrame:
-    """Compute intervals plus memcpy and memset, in start order: the GPU doing anything."""
-    return _in_start_order([compute, memcpy, memset])
 
 
 def _in_start_order(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -101,6 +97,12 @@ class Busy:
             return np.zeros(np.asarray(starts).size, dtype=np.int64)
         return self.before(ends) - self.before(starts)
 
+    def joined(self, starts: np.ndarray, ends: np.ndarray) -> "Busy":
+        """The union of this set and the intervals ``[starts, ends)`` (in start
+        order): put in place among this set's by a binary search, no sort."""
+        at = np.searchsorted(self.starts, starts, side="right")
+        return Busy(np.insert(self.starts, at, starts), np.insert(self.ends, at, ends))
+
     def fraction(self, edges: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Per bin ``[edges[i], edges[i+1])``: the fraction of it the set covers, in [0, 1]."""
         e = np.asarray(edges, dtype=np.int64)
@@ -130,6 +132,33 @@ class GpuBusy:
         for d in self.devices:
             mine = (ops["device"] == d).to_numpy(dtype=bool, na_value=False)
             self._on[d] = self.all if mine.all() else Busy(s[mine], e[mine])
+
+    def plus(self, *tables: pd.DataFrame) -> "GpuBusy":
+        """This busy time with the ops of ``tables`` (``start_ns``, ``end_ns``,
+        ``device``) added: the kernels' with the copies and fills is any op's.
+        Made from this one's sets with the (fewer) added ops put in place, not
+        from a table of every op: millions of kernels are not copied again."""
+        parts = [t for t in tables if len(t)]
+        if not parts:
+            return self
+        s = np.concatenate([t["start_ns"].to_numpy(np.int64) for t in parts])
+        e = np.concatenate([t["end_ns"].to_numpy(np.int64) for t in parts])
+        dev = pd.concat([t["device"] for t in parts], ignore_index=True)
+        if not iv.ascending(s):
+            order = np.argsort(s, kind="stable")
+            s, e, dev = s[order], e[order], dev.iloc[order].reset_index(drop=True)
+        out = GpuBusy.__new__(GpuBusy)
+        out.all = self.all.joined(s, e)
+        out.first_start = min(v for v in (self.first_start, int(s.min())) if v is not None)
+        out.last_end = max(v for v in (self.last_end, int(e.max())) if v is not None)
+        out.devices = sorted(set(self.devices) | {int(d) for d in pd.unique(dev.dropna())})
+        out._on = {}
+        for d in out.devices:
+            mine = (dev == d).to_numpy(dtype=bool, na_value=False)
+            # every op on this device, added and before (or none before): its set is the whole one
+            whole = mine.all() and (self.on(d) is self.all or self.all.starts.size == 0)
+            out._on[d] = out.all if whole else self.on(d).joined(s[mine], e[mine]) if mine.any() else self.on(d)
+        return out
 
     def on(self, device: int) -> Busy:
         """The busy set of one device (empty for a device without ops)."""

@@ -147,14 +147,12 @@ def copies_table(memcpy: pd.DataFrame, io: pd.DataFrame) -> pd.DataFrame:
     return out[COPY_COLUMNS]
 
 
-def _stats(df: pd.DataFrame) -> dict[str, float]:
-    b = df["bytes"].to_numpy(dtype=np.float64)
-    d = df["dur_ns"].to_numpy(dtype=np.float64)
-    exact = df["bytes"].to_numpy(dtype=np.int64)
+def _stats(b: np.ndarray, d: np.ndarray, exact: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict[str, float]:
+    """One link's figures from its transfers' bytes (as floats and ``exact``), durations, starts and ends."""
     per = b[d > 0] / d[d > 0]  # bytes/ns == GB/s (1e9 bytes per second)
-    busy = iv.total(df["start_ns"].to_numpy(), df["end_ns"].to_numpy())
+    busy = iv.total(start, end)
     return {
-        "count": len(df),
+        "count": exact.size,
         "bytes": int(iv.saturating_sums(np.zeros(exact.size, dtype=np.int64), exact, 1)[0]),
         "sum_dur_ns": int(d.sum()),
         "busy_ns": busy,
@@ -165,6 +163,16 @@ def _stats(df: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def _by_label(labels: np.ndarray, rows: np.ndarray) -> list[tuple[object, np.ndarray]]:
+    """``rows`` grouped by their ``labels`` (in label order; a null label in no
+    group), each group's rows in table order: a sort of codes, no copy of the
+    table per group."""
+    codes, uniques = pd.factorize(labels, sort=True)
+    order = np.argsort(codes, kind="stable")
+    cuts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return [(uniques[i], rows[order[cuts[i]:cuts[i + 1]]]) for i in range(len(uniques))]
+
+
 def link_bandwidth(copies: pd.DataFrame, peaks: dict[str, float]) -> pd.DataFrame:
     """One row per link over the whole trace (LINK_COLUMNS), from
     :func:`copies_table`. ``gbps_*`` in 1e9 B/s: ``gbps_effective`` = bytes /
@@ -173,10 +181,15 @@ def link_bandwidth(copies: pd.DataFrame, peaks: dict[str, float]) -> pd.DataFram
     disk row has ``copy_kind`` "Disk-to-Host" and comes last."""
     rows = []
     disk = (copies["copy_kind"] == S.DISK_TO_HOST).to_numpy(dtype=bool, na_value=False)  # no Python string per copy
-    for part in (copies[~disk], copies[disk]):  # copies by label, then the disk row
-        for label, df in part.groupby("link", sort=True):  # one pass per link
-            first = df.iloc[0]
-            rows.append({"link": label, **{k: first[k] for k in LINK_KEYS}, **_stats(df)})
+    link = copies["link"].to_numpy(dtype=object)
+    b, d = copies["bytes"].to_numpy(dtype=np.float64), copies["dur_ns"].to_numpy(dtype=np.float64)
+    exact = copies["bytes"].to_numpy(dtype=np.int64)
+    start, end = copies["start_ns"].to_numpy(), copies["end_ns"].to_numpy()
+    for part in (np.flatnonzero(~disk), np.flatnonzero(disk)):  # copies by label, then the disk row
+        for label, at in _by_label(link[part], part):  # one pass per link: its rows gathered, not the table
+            first = copies.iloc[int(at[0])]
+            rows.append({"link": label, **{k: first[k] for k in LINK_KEYS},
+                         **_stats(b[at], d[at], exact[at], start[at], end[at])})
     out = pd.DataFrame(rows, columns=[c for c in LINK_COLUMNS if c not in ("peak_gbps", "utilisation")])
     out["src_device"] = out["src_device"].astype("Int64")
     out["dst_device"] = out["dst_device"].astype("Int64")
@@ -190,18 +203,24 @@ def link_bandwidth(copies: pd.DataFrame, peaks: dict[str, float]) -> pd.DataFram
 def step_links(copies: pd.DataFrame, step_of: np.ndarray, links: pd.DataFrame) -> pd.DataFrame:
     """Per step and link: ``bytes`` and ``busy_ns`` (union) of the transfers whose
     start lies in the step, and ``floor_ns`` = bytes / the link's effective GB/s
-    over the whole trace."""
-    c = copies.assign(step=step_of)
-    c = c[c["step"] >= 0]
-    if c.empty:
+    over the whole trace. In (step, link) order, from a (step, link) code per
+    transfer in a step: the transfers' table is not copied."""
+    at = np.flatnonzero(step_of >= 0)
+    lcode, labels = pd.factorize(copies["link"].to_numpy(dtype=object)[at], sort=True)
+    if (lcode < 0).any():  # a null label is in no group
+        at, lcode = at[lcode >= 0], lcode[lcode >= 0]
+    if at.size == 0:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "link": pd.Series(dtype=object), "bytes": pd.Series(dtype="int64"),
                              "busy_ns": pd.Series(dtype="int64"), "floor_ns": pd.Series(dtype="float64")})
-    g = c.groupby(["step", "link"], sort=True)
-    out = g.size().reset_index()[["step", "link"]]
-    code = g.ngroup().to_numpy()
-    out["bytes"] = iv.saturating_sums(code, c["bytes"].to_numpy(dtype=np.int64), len(out))
-    out["busy_ns"] = iv.grouped_total(code, c["start_ns"].to_numpy(), c["end_ns"].to_numpy(), len(out))
+    n = len(labels)
+    key = step_of[at].astype(np.int64) * n + lcode
+    groups = iv.distinct(key)
+    code = np.searchsorted(groups, key)
+    out = pd.DataFrame({"step": groups // n, "link": np.asarray(labels, dtype=object)[groups % n]})
+    out["bytes"] = iv.saturating_sums(code, copies["bytes"].to_numpy(dtype=np.int64)[at], len(out))
+    out["busy_ns"] = iv.grouped_total(code, copies["start_ns"].to_numpy()[at], copies["end_ns"].to_numpy()[at], len(out))
     eff = links.set_index("link")["gbps_effective"]
     out["floor_ns"] = out["bytes"] / out["link"].map(eff).to_numpy()
     out["bytes"] = out["bytes"].astype("int64")
     return out
+

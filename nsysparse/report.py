@@ -31,7 +31,7 @@ from .errors import NothingToAnalyse, UsageError
 from .breakdown import CATEGORIES, breakdown_tables
 from .held_by import held_by_table, wait_holders
 from .targets import breakdown_targets
-from .gpu import GpuBusy, any_intervals, compute_intervals, gpu_busy_bins, step_devices, unrecorded
+from .gpu import GpuBusy, compute_intervals, gpu_busy_bins, step_devices, unrecorded
 from .kernels_summary import kernel_summary
 from .layers import layer_table, layer_windows
 from .links import copies_table, default_peaks, disk_reads, link_bandwidth, step_links
@@ -283,16 +283,21 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     # launching calls; spilled, the kernels then keep only KERNEL_COLUMNS (their file has the
     # rest). It runs alone: beside the step analyses, its peak met theirs (2 GB: 1.97 GB)
     projection = _projection(trace, kernels_job)
-    # the GPU's busy time, kernels' and any op's, unioned once for every analysis that reads it
+    # the GPU's busy time, kernels' and any op's, unioned once for the analyses that read it,
+    # which run first and free it before the rest
     kernel_busy = GpuBusy(compute)
-    any_busy = GpuBusy(any_intervals(compute, trace.memcpy, trace.memset))  # (the any-op rows not kept)
+    any_busy = kernel_busy.plus(trace.memcpy, trace.memset)
     h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
-    copies = copies_table(trace.memcpy, io)
-
     st = step_table(steps, waits, syncs, kernel_busy, any_busy, h2d)
-    # any op's busy time is read by these two only: freed before what follows
     devices, busy = step_devices(kernel_busy, any_busy, trace.gpus, st), gpu_busy_bins(kernel_busy, any_busy, st)
     del any_busy
+    live = st[~st["warmup"]]  # (the figures these read of a step are the step table's so far)
+    idle_other = _idle_outside_host_stalls(kernel_busy, waits, syncs, live)
+    overlap = h2d_overlap(h2d, kernel_busy, live if not live.empty else st)
+    layers = layer_table(layers_w, live, waits, syncs, kernel_busy, h2d, io)
+    del kernel_busy
+
+    copies = copies_table(trace.memcpy, io)
     # the exclusive breakdown needs only the loaded tables and the steps: a thread runs it
     # beside the other step analyses (numpy and pandas release the GIL), from when the step
     # table, whose unions hold the most memory, is built. It reads its own copy of the steps.
@@ -309,10 +314,6 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     st = with_step_kernels(st, compute)
 
     live = st[~st["warmup"]]
-    idle_other = _idle_outside_host_stalls(kernel_busy, waits, syncs, live)
-    overlap = h2d_overlap(h2d, kernel_busy, live if not live.empty else st)
-    layers = layer_table(layers_w, live, waits, syncs, kernel_busy, h2d, io)
-    del kernel_busy
     first, last = span
     span_ns = last - first if first is not None and last is not None else 0
 

@@ -425,11 +425,12 @@ def test_clipped_union_by_thread_with_shared_intervals_by_hand() -> None:
 
 
 def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
-    """compute_intervals / any_intervals (worked by hand): several tables merge into
-    start order, ties keeping the tables' order; one table already in order is its
-    own columns, not a copy (millions of kernels). GpuBusy: one GPU's set is the
-    all-device set itself, and each device's is its own ops' union."""
-    from nsysparse.gpu import GpuBusy, any_intervals, compute_intervals
+    """compute_intervals (worked by hand): kernels and graph runs merge into start
+    order, ties keeping the tables' order; one table already in order is its own
+    columns, not a copy (millions of kernels). GpuBusy: one GPU's set is the
+    all-device set itself, each device's is its own ops' union, and the copies
+    and fills added (:meth:`GpuBusy.plus`) give the union of every op."""
+    from nsysparse.gpu import GpuBusy, compute_intervals
 
     def ops(starts, device=0, pid=1):
         return pd.DataFrame({"start_ns": starts, "end_ns": [s + 5 for s in starts], "device": device, "pid": pid,
@@ -439,19 +440,20 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     compute = compute_intervals(kernels, ops([])[:0])
     assert compute["start_ns"].tolist() == [10, 30, 50] and list(compute.columns) == ["start_ns", "end_ns", "device", "pid"]
     assert np.shares_memory(compute["start_ns"].to_numpy(), kernels["start_ns"].to_numpy())
-    anyop = any_intervals(compute, ops([20, 30], pid=2), ops([5]))
-    assert anyop["start_ns"].tolist() == [5, 10, 20, 30, 30, 50]
-    assert anyop["pid"].tolist() == [1, 1, 2, 1, 2, 1]  # the kernel's 30 before the copy's 30
-    assert anyop.index.tolist() == list(range(6))
-    one = GpuBusy(anyop)
+    merged = compute_intervals(kernels, ops([30, 5], pid=2).iloc[::-1])
+    assert merged["start_ns"].tolist() == [5, 10, 30, 30, 50]
+    assert merged["pid"].tolist() == [2, 1, 1, 2, 1]  # the kernel's 30 before the graph run's 30
+    assert merged.index.tolist() == list(range(5))
+    kernel_set = GpuBusy(compute)  # nothing merges: the set is the kernels' own columns
+    assert np.shares_memory(kernel_set.all.starts, kernels["start_ns"].to_numpy())
+    one = kernel_set.plus(ops([30, 20], pid=2), ops([5]))  # the copies out of order
     assert one.on(0) is one.all and one.devices == [0]
     # 5-10 and 10-15 touch and merge; the two 30-35 are one
     assert one.all.starts.tolist() == [5, 20, 30, 50] and one.all.ends.tolist() == [15, 25, 35, 55]
     assert (one.first_start, one.last_end) == (5, 55)
     # covered in [0, 12): 5-12 = 7; in [12, 100): 12-15, 20-25, 30-35, 50-55 = 3 + 5 + 5 + 5 = 18
     assert one.all.in_windows([0, 12], [12, 100]).tolist() == [7, 18]
-    kernel_set = GpuBusy(compute)  # nothing merges: the set is the kernels' own columns
-    assert np.shares_memory(kernel_set.all.starts, kernels["start_ns"].to_numpy())
+    assert kernel_set.plus(ops([])[:0]) is kernel_set
     mixed = pd.concat([ops([1, 2], device=0), ops([3], device=1), ops([40], device=1)], ignore_index=True)
     mixed["device"] = mixed["device"].astype("Int64")
     mixed.loc[3, "device"] = pd.NA
@@ -460,5 +462,11 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     assert two.on(0).starts.tolist() == [1] and two.on(0).ends.tolist() == [7]
     assert two.all.ends.tolist() == [8, 45]  # the op with no device counts in the all-device set
     assert two.on(2).in_windows([0], [10]).tolist() == [0] and two.on(0).fraction([0, 4, 8]).tolist() == [0.75, 0.75]
+    more = two.plus(ops([20], device=1), ops([60], device=2))
+    assert more.devices == [0, 1, 2] and more.on(0) is two.on(0)  # nothing added on device 0: its set is kept
+    assert more.on(1).starts.tolist() == [3, 20] and more.on(2).starts.tolist() == [60]
+    assert more.all.starts.tolist() == [1, 20, 40, 60] and (more.first_start, more.last_end) == (1, 65)
+    only_copies = GpuBusy(ops([])[:0]).plus(ops([7], device=3))
+    assert only_copies.on(3) is only_copies.all and only_copies.all.starts.tolist() == [7]
     nothing = GpuBusy(ops([])[:0])
     assert nothing.devices == [] and nothing.first_start is None and nothing.all.in_windows([0], [9]).tolist() == [0]
