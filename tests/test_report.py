@@ -470,3 +470,43 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     assert only_copies.on(3) is only_copies.all and only_copies.all.starts.tolist() == [7]
     nothing = GpuBusy(ops([])[:0])
     assert nothing.devices == [] and nothing.first_start is None and nothing.all.in_windows([0], [9]).tolist() == [0]
+
+
+def test_link_tables_group_by_code_in_label_and_step_order_by_hand() -> None:
+    """link_bandwidth / step_links on a hand-built copies table: links in label
+    order (the first copy's link sorts last), the disk row after them, each
+    link's figures from its own copies in table order; per step, (step, link)
+    order, a copy outside every step in none."""
+    from nsysparse.links import copies_table, link_bandwidth, step_links
+
+    def memcpy(rows):
+        return pd.DataFrame([{"start_ns": s, "end_ns": e, "dur_ns": e - s, "bytes": b, "pid": 1, "launch_tid": 2,
+                              "device": 0, "stream": 7, "copy_kind": k, "src_kind": src, "dst_kind": dst,
+                              "src_device": pd.NA, "dst_device": pd.NA} for s, e, b, k, src, dst in rows])
+
+    m = memcpy([(0, 10, 100, "Host-to-Device", "Pinned", "Device"),     # H2D (pinned): step 0
+                (5, 15, 50, "Device-to-Host", "Device", "Pageable"),    # D2H: step 0
+                (20, 30, 200, "Host-to-Device", "Pinned", "Device"),    # H2D: step 1
+                (22, 26, 40, "Host-to-Device", "Pinned", "Device"),     # H2D, under the one before: step 1
+                (90, 100, 10, "Device-to-Host", "Device", "Pageable")])  # D2H: in no step
+    io = pd.DataFrame({"start_ns": [1], "end_ns": [3], "dur_ns": [2], "pid": [1], "tid": [3], "bytes": [64]})
+    copies = copies_table(m, io)
+    links = link_bandwidth(copies, {})
+    h2d, d2h = copies["link"].iloc[0], copies["link"].iloc[1]
+    assert d2h < h2d  # so D2H comes first though an H2D copy is the table's first row
+    assert links["link"].tolist()[:2] == [d2h, h2d] and links["copy_kind"].tolist()[-1] == "Disk-to-Host"
+    by = links.set_index("link")
+    assert by.loc[h2d, "count"] == 3 and by.loc[h2d, "bytes"] == 340 and by.loc[h2d, "sum_dur_ns"] == 24
+    assert by.loc[h2d, "busy_ns"] == 20  # 0-10 and 20-30 (22-26 inside)
+    assert by.loc[h2d, "gbps_effective"] == 340 / 20 and by.loc[h2d, "gbps_max"] == 20.0  # 200 B in 10 ns
+    assert by.loc[d2h, "count"] == 2 and by.loc[d2h, "busy_ns"] == 20 and by.loc[d2h, "gbps_p50"] == 3.0  # 5 and 1
+    step_of = np.array([0, 0, 1, 1, -1, 0])  # the disk read (last row) in step 0
+    sl = step_links(copies, step_of, links)
+    disk = links["link"].iloc[-1]
+    assert list(zip(sl["step"], sl["link"])) == sorted([(0, d2h), (0, h2d), (0, disk), (1, h2d)])
+    got = sl.set_index(["step", "link"])
+    assert got.loc[(1, h2d), "bytes"] == 240 and got.loc[(1, h2d), "busy_ns"] == 10
+    assert got.loc[(0, d2h), "bytes"] == 50 and got.loc[(0, disk), "busy_ns"] == 2
+    assert got.loc[(1, h2d), "floor_ns"] == 240 / (340 / 20)
+    assert str(sl["step"].dtype) == "int64" and str(sl["bytes"].dtype) == "int64"
+    assert step_links(copies, np.full(len(copies), -1), links).empty
