@@ -28,7 +28,7 @@ from nsysparse import report as R  # noqa: E402
 from nsysparse.render.files import write_report_folder  # noqa: E402
 from nsysparse.trace import open_trace  # noqa: E402
 
-STAGES = ["sync_calls", "compute_intervals", "_projection", "GpuBusy", "copies_table", "step_table", "nvtx_projection",
+STAGES = ["sync_calls", "compute_intervals", "_projection", "GpuBusy.of", "GpuBusy.plus", "copies_table", "step_table", "nvtx_projection",
           "breakdown_tables", "assign_to_steps", "link_bandwidth", "step_links", "with_step_bytes", "with_step_kernels",
           "_idle_outside_host_stalls", "h2d_overlap", "layer_table", "step_devices", "sync_table", "range_table",
           "gpu_busy_bins", "kernel_summary", "wait_holders", "held_by_table", "_named_gpu_ops", "_summary",
@@ -75,8 +75,9 @@ def main() -> None:
 
     if args.serial:
         R.ThreadPoolExecutor = _Serial  # type: ignore[misc, assignment]
-    for name in STAGES:
-        fn = getattr(R, name)
+    for name in STAGES:  # a function of the report module, or a method of one of its classes ("Class.method")
+        owner, attr = (getattr(R, name.split(".")[0]), name.split(".")[1]) if "." in name else (R, name)
+        fn = getattr(owner, attr)
 
         @functools.wraps(fn)
         def timed(*a, _fn=fn, _name=name, **k):  # type: ignore[no-untyped-def]
@@ -88,7 +89,7 @@ def main() -> None:
             peak[0] = max(before, peak[0])
             return out
 
-        setattr(R, name, timed)
+        setattr(owner, attr, timed if owner is R else staticmethod(timed) if isinstance(owner.__dict__[attr], classmethod) else timed)
     work = Path(tempfile.mkdtemp(prefix="nsysparse-rss-"))
     try:
         trace = open_trace(args.trace)

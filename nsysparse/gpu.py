@@ -117,21 +117,26 @@ _NONE = Busy(np.zeros(0, np.int64), np.zeros(0, np.int64))
 class GpuBusy:
     """The time some GPU ops (the kernels and graph runs, or every op) keep the
     GPU busy: their union over all devices (:attr:`all`) and on each device
-    (:meth:`on`), each made once. ``ops`` needs ``start_ns``, ``end_ns`` and
-    ``device``; with one device (the usual case) its set is the all-device one.
+    (:meth:`on`), each made once (:meth:`of`; :meth:`plus` adds ops). With one
+    device (the usual case) its set is the all-device one.
     :attr:`first_start`/:attr:`last_end`: the earliest start and latest end of
     any op (one of no length too); None without ops."""
 
-    def __init__(self, ops: pd.DataFrame) -> None:
+    def __init__(self, all_: Busy, on: dict[int, Busy], first_start: int | None, last_end: int | None) -> None:
+        self.all, self._on = all_, on
+        self.devices: list[int] = sorted(on)
+        self.first_start, self.last_end = first_start, last_end
+
+    @classmethod
+    def of(cls, ops: pd.DataFrame) -> "GpuBusy":
+        """The busy time of ``ops`` (``start_ns``, ``end_ns``, ``device``; a null device counts in :attr:`all` only)."""
         s, e = ops["start_ns"].to_numpy(np.int64), ops["end_ns"].to_numpy(np.int64)
-        self.all = Busy(s, e)
-        self.first_start = int(s.min()) if s.size else None
-        self.last_end = int(e.max()) if s.size else None
-        self.devices: list[int] = sorted(int(d) for d in pd.unique(ops["device"].dropna())) if s.size else []
-        self._on: dict[int, Busy] = {}
-        for d in self.devices:
+        all_ = Busy(s, e)
+        on = {}
+        for d in sorted(int(d) for d in pd.unique(ops["device"].dropna())) if s.size else []:
             mine = (ops["device"] == d).to_numpy(dtype=bool, na_value=False)
-            self._on[d] = self.all if mine.all() else Busy(s[mine], e[mine])
+            on[d] = all_ if mine.all() else Busy(s[mine], e[mine])
+        return cls(all_, on, int(s.min()) if s.size else None, int(e.max()) if s.size else None)
 
     def plus(self, *tables: pd.DataFrame) -> "GpuBusy":
         """This busy time with the ops of ``tables`` (``start_ns``, ``end_ns``,
@@ -147,18 +152,16 @@ class GpuBusy:
         if not iv.ascending(s):
             order = np.argsort(s, kind="stable")
             s, e, dev = s[order], e[order], dev.iloc[order].reset_index(drop=True)
-        out = GpuBusy.__new__(GpuBusy)
-        out.all = self.all.joined(s, e)
-        out.first_start = min(v for v in (self.first_start, int(s.min())) if v is not None)
-        out.last_end = max(v for v in (self.last_end, int(e.max())) if v is not None)
-        out.devices = sorted(set(self.devices) | {int(d) for d in pd.unique(dev.dropna())})
-        out._on = {}
-        for d in out.devices:
+        all_ = self.all.joined(s, e)
+        on = {}
+        for d in sorted(set(self.devices) | {int(d) for d in pd.unique(dev.dropna())}):
             mine = (dev == d).to_numpy(dtype=bool, na_value=False)
             # every op on this device, added and before (or none before): its set is the whole one
             whole = mine.all() and (self.on(d) is self.all or self.all.starts.size == 0)
-            out._on[d] = out.all if whole else self.on(d).joined(s[mine], e[mine]) if mine.any() else self.on(d)
-        return out
+            on[d] = all_ if whole else self.on(d).joined(s[mine], e[mine]) if mine.any() else self.on(d)
+        first = min(v for v in (self.first_start, int(s.min())) if v is not None)
+        last = max(v for v in (self.last_end, int(e.max())) if v is not None)
+        return GpuBusy(all_, on, first, last)
 
     def on(self, device: int) -> Busy:
         """The busy set of one device (empty for a device without ops)."""

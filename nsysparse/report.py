@@ -285,7 +285,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     projection = _projection(trace, kernels_job)
     # the GPU's busy time, kernels' and any op's, unioned once for the analyses that read it,
     # which run first and free it before the rest
-    kernel_busy = GpuBusy(compute)
+    kernel_busy = GpuBusy.of(compute)
     any_busy = kernel_busy.plus(trace.memcpy, trace.memset)
     h2d = trace.memcpy[trace.memcpy["copy_kind"] == S.H2D]
     st = step_table(steps, waits, syncs, kernel_busy, any_busy, h2d)
@@ -299,8 +299,8 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
 
     copies = copies_table(trace.memcpy, io)
     # the exclusive breakdown needs only the loaded tables and the steps: a thread runs it
-    # beside the other step analyses (numpy and pandas release the GIL), from when the step
-    # table, whose unions hold the most memory, is built. It reads its own copy of the steps.
+    # beside the other step analyses (numpy and pandas release the GIL), from when the busy
+    # sets are freed (their peak not piled on its). It reads its own copy of the steps.
     gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
     bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")

@@ -444,7 +444,7 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     assert merged["start_ns"].tolist() == [5, 10, 30, 30, 50]
     assert merged["pid"].tolist() == [2, 1, 1, 2, 1]  # the kernel's 30 before the graph run's 30
     assert merged.index.tolist() == list(range(5))
-    kernel_set = GpuBusy(compute)  # nothing merges: the set is the kernels' own columns
+    kernel_set = GpuBusy.of(compute)  # nothing merges: the set is the kernels' own columns
     assert np.shares_memory(kernel_set.all.starts, kernels["start_ns"].to_numpy())
     one = kernel_set.plus(ops([30, 20], pid=2), ops([5]))  # the copies out of order
     assert one.on(0) is one.all and one.devices == [0]
@@ -457,7 +457,7 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     mixed = pd.concat([ops([1, 2], device=0), ops([3], device=1), ops([40], device=1)], ignore_index=True)
     mixed["device"] = mixed["device"].astype("Int64")
     mixed.loc[3, "device"] = pd.NA
-    two = GpuBusy(mixed)
+    two = GpuBusy.of(mixed)
     assert two.devices == [0, 1] and two.on(1).starts.tolist() == [3] and two.on(2).starts.size == 0
     assert two.on(0).starts.tolist() == [1] and two.on(0).ends.tolist() == [7]
     assert two.all.ends.tolist() == [8, 45]  # the op with no device counts in the all-device set
@@ -466,9 +466,9 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     assert more.devices == [0, 1, 2] and more.on(0) is two.on(0)  # nothing added on device 0: its set is kept
     assert more.on(1).starts.tolist() == [3, 20] and more.on(2).starts.tolist() == [60]
     assert more.all.starts.tolist() == [1, 20, 40, 60] and (more.first_start, more.last_end) == (1, 65)
-    only_copies = GpuBusy(ops([])[:0]).plus(ops([7], device=3))
+    only_copies = GpuBusy.of(ops([])[:0]).plus(ops([7], device=3))
     assert only_copies.on(3) is only_copies.all and only_copies.all.starts.tolist() == [7]
-    nothing = GpuBusy(ops([])[:0])
+    nothing = GpuBusy.of(ops([])[:0])
     assert nothing.devices == [] and nothing.first_start is None and nothing.all.in_windows([0], [9]).tolist() == [0]
 
 
