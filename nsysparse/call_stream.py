@@ -155,8 +155,7 @@ class Launches:
         t = self._tables[ALL]
         keys, q = t["keys"], launch_key(pid, corr, none=-2)
         if keys.size == 0:
-            return {"found": np.zeros(q.size, bool), "name": np.full(q.size, -1, np.int32),
-                    **{c: np.zeros(q.size, np.int64) for c in ("tid", "start", "end")}}
+            return _calls(_table(q, None))  # none found
         i = np.minimum(np.searchsorted(keys, q), keys.size - 1)
         found = (keys[i] == q) & t["found"][i]
         out = {"found": found, "name": np.where(found, t["name"][i], -1).astype(np.int32)}
@@ -168,8 +167,7 @@ class Launches:
         """Table ``table``'s ops' launching calls, in raw row order (``found``,
         ``name`` codes, ``tid``, ``start``, ``end``; 0 where not found); handed
         over once."""
-        t = self._tables.pop(table)
-        return {k: v for k, v in t.items() if k not in ("keys", "order")}  # type: ignore[misc]
+        return _calls(self._tables.pop(table))
 
 
 def _table(keys: np.ndarray, order: np.ndarray | None) -> dict[str, np.ndarray | None]:
@@ -178,6 +176,11 @@ def _table(keys: np.ndarray, order: np.ndarray | None) -> dict[str, np.ndarray |
     n = keys.size
     return {"keys": keys, "order": order, "found": np.zeros(n, bool), "name": np.full(n, -1, np.int32),
             "tid": np.zeros(n, np.int64), "start": np.zeros(n, np.int64), "end": np.zeros(n, np.int64)}
+
+
+def _calls(t: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+    """A :class:`Launches` table's calls found (``found``, ``name``, ``tid``, ``start``, ``end``)."""
+    return {k: v for k, v in t.items() if k not in ("keys", "order")}  # type: ignore[misc]
 
 
 def stream_api_calls(rd: Reader, strings: pd.Series, to: CallFile, launches: Launches | None) -> StreamedCalls | None:

@@ -93,8 +93,6 @@ class Busy:
 
     def in_windows(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Per window ``[starts[i], ends[i])``: how much of the set lies in it."""
-        if self.starts.size == 0:
-            return np.zeros(np.asarray(starts).size, dtype=np.int64)
         return self.before(ends) - self.before(starts)
 
     def joined(self, starts: np.ndarray, ends: np.ndarray) -> "Busy":
@@ -104,7 +102,8 @@ class Busy:
         return Busy(np.insert(self.starts, at, starts), np.insert(self.ends, at, ends))
 
     def fraction(self, edges: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Per bin ``[edges[i], edges[i+1])``: the fraction of it the set covers, in [0, 1]."""
+        """Per bin ``[edges[i], edges[i+1])``: the fraction of it the set covers, in [0, 1]
+        (overlapping intervals count once), from its coverage read at the edges."""
         e = np.asarray(edges, dtype=np.int64)
         covered = np.diff(self.before(e)).astype(np.float64)
         width = np.diff(e).astype(np.float64)
@@ -207,14 +206,6 @@ def bin_edges(lo: int, hi: int, bins: int = GPU_BINS) -> npt.NDArray[np.int64]:
     n = max(1, min(int(bins), int(hi - lo)))
     edges = np.unique(np.round(np.linspace(lo, hi, n + 1)).astype(np.int64))
     return edges if edges.size >= 2 else np.array([lo, lo + 1], dtype=np.int64)
-
-
-def busy_fraction(starts: npt.ArrayLike, ends: npt.ArrayLike, edges: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Per bin ``[edges[i], edges[i+1])``: the fraction of it covered by the union
-    of the intervals ``[starts, ends)``, in [0, 1]. Overlapping intervals count once.
-    Vectorised: the union is built once and its cumulative coverage is read at the
-    edges (:meth:`Busy.fraction`)."""
-    return Busy(starts, ends).fraction(edges)
 
 
 def busy_panels(anyop: GpuBusy, steps: pd.DataFrame) -> list[tuple[str, int, int]]:

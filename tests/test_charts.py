@@ -14,7 +14,7 @@ from nsysparse.render.charts import style, timeline
 from nsysparse.render.charts import (
     MAX_BARS, Lane, representative_step, step_breakdown, timeline_lanes, write_charts,
 )
-from nsysparse.gpu import bin_edges, busy_fraction
+from nsysparse.gpu import Busy, bin_edges
 from nsysparse.report import Report, build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -154,11 +154,11 @@ def test_step_breakdown_parts_sum_to_the_step() -> None:
 def test_busy_fraction_hand_built() -> None:
     edges = np.array([0, 100, 200, 300])
     # one kernel covering exactly half of the second bin
-    assert busy_fraction([100], [150], edges).tolist() == [0.0, 0.5, 0.0]
+    assert Busy([100], [150]).fraction(edges).tolist() == [0.0, 0.5, 0.0]
     # overlapping kernels count once; one straddling two bins splits between them
-    assert busy_fraction([100, 120, 250], [150, 140, 350], edges).tolist() == [0.0, 0.5, 0.5]
-    assert busy_fraction([0], [300], edges).tolist() == [1.0, 1.0, 1.0]
-    assert busy_fraction([], [], edges).tolist() == [0.0, 0.0, 0.0]
+    assert Busy([100, 120, 250], [150, 140, 350]).fraction(edges).tolist() == [0.0, 0.5, 0.5]
+    assert Busy([0], [300]).fraction(edges).tolist() == [1.0, 1.0, 1.0]
+    assert Busy([], []).fraction(edges).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_busy_fraction_matches_a_per_nanosecond_count() -> None:
@@ -170,7 +170,7 @@ def test_busy_fraction_matches_a_per_nanosecond_count() -> None:
     for a, b in zip(s, e):
         covered[a:b] = True
     expect = [covered[lo:hi].mean() for lo, hi in zip(edges[:-1], edges[1:])]
-    assert np.allclose(busy_fraction(s, e, edges), expect)
+    assert np.allclose(Busy(s, e).fraction(edges), expect)
 
 
 def test_bin_edges() -> None:
