@@ -94,7 +94,7 @@ def main() -> None:
     try:
         trace = open_trace(args.trace)
         spiller = R._Spiller(work, trace, R.Settings())  # the calls to their files as report does
-        trace.prefetch(spiller.take, spiller.calls_file())
+        trace.prefetch(spiller.take, spiller.calls_file(), spiller.calls_file("os_calls"))
         mark("read (prefetch)")
         try:
             report = R._analyse(trace, R.Settings(), spiller)

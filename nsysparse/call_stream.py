@@ -214,6 +214,109 @@ def stream_api_calls(rd: Reader, strings: pd.Series, to: CallFile, launches: Lau
     return stream.result(to.path)
 
 
+@dataclass
+class StreamedRows:
+    """A table written to its file as it streamed from the export (no frame of it
+    held): ``spilled``, the file, and ``rows``, its :class:`RowWindows`."""
+
+    spilled: Spilled
+    rows: RowWindows
+
+
+def stream_os_calls(rd: Reader, strings: pd.Series, to: CallFile) -> StreamedRows | None:
+    """The OS-runtime calls to ``to.path``, a batch at a time, or None (nothing of
+    the file left) where they cannot stream (not checkable batch by batch).
+
+    Exports write them by thread as each thread's buffer is flushed, not in start
+    order, and :func:`nsysparse.cuda.os_calls` sorts the whole table (22M calls
+    in a 5 GB export: a 0.9 GB frame, the read's peak); here SQLite sorts them on
+    the way out (:meth:`Reader.stream` ``by="start"``: a stable sort of the same
+    rows), and each batch is built as that function builds the table (``pid``,
+    ``tid``, ``start_ns``, ``end_ns``, ``dur_ns``, ``name``), indexed for the
+    breakdown (``name`` codes, :func:`nsysparse.row_windows.os_call_rows`) and
+    written. The file holds the table's values in its order; the name
+    categories come in order of first call, not of first row (a categorical's
+    order, not its values: nothing reads it)."""
+    names = GrowingCategorical(strings)
+    index = Indexer(("name",))
+    batches = rd.stream(S.OSRT, by="start")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill-stream")
+    layout = pa.Schema.from_pandas(_os_frame(_os_batch(None), pd.Index(["-"], dtype=object)), preserve_index=False)
+    rows, last, done = 0, np.iinfo(np.int64).min, False
+    try:
+        with SliceWriter(to.path, layout, to.cancel) as writer:
+            pending: Future[None] | None = None
+            for part in _slices(_os_batches(batches, names), parquet.CHUNK_ROWS):
+                if part["start_ns"][0] < last or not ascending(part["start_ns"]):
+                    raise AssertionError(f"{rd.path}: OSRT_API came out of SQLite's sort unsorted")
+                last = int(part["start_ns"][-1])
+                rows += len(part["start_ns"])
+                index.add({"s": part["start_ns"], "e": part["end_ns"], "pid": part["pid"], "tid": part["tid"],
+                           "name": part["name"]})
+                frame = _os_frame(part, names.categories)
+                del part
+                if pending is not None:
+                    pending.result()  # one slice in flight: the reading goes on meanwhile
+                pending = pool.submit(writer.write, frame)
+                del frame
+            if pending is not None:
+                pending.result()
+            full = _os_frame(_os_batch(None), names.categories)
+            writer.schema = arrow_schema(full, to.meta())
+        done = True
+    except CannotStream:
+        return None
+    finally:
+        batches.close()  # the export's connection closes with it
+        pool.shutdown(wait=True)
+        if not done:
+            to.path.unlink(missing_ok=True)
+    cats = {"name": names.categories}
+    return StreamedRows(Spilled(to.path, rows, dict(full.dtypes.items())), RowWindows.indexed(index, cats, to.path))
+
+
+def _os_batches(batches: Iterator[pd.DataFrame], names: GrowingCategorical) -> Iterator[dict[str, np.ndarray]]:
+    for df in batches:
+        yield _os_batch(df, names)
+
+
+def _slices(parts: Iterator[dict[str, np.ndarray]], n: int) -> Iterator[dict[str, np.ndarray]]:
+    """Stretches of columns regrouped into stretches of ``n`` rows (the last shorter): a file's row groups."""
+    held: list[dict[str, np.ndarray]] = []
+    count = 0
+    for part in parts:
+        held.append(part)
+        count += len(part["start_ns"])
+        while count >= n:
+            whole = {k: np.concatenate([p[k] for p in held]) if len(held) > 1 else held[0][k] for k in held[0]}
+            yield {k: v[:n] for k, v in whole.items()}
+            rest = {k: v[n:] for k, v in whole.items()}
+            count = len(rest["start_ns"])
+            held = [rest] if count else []
+            del whole
+    if count:
+        yield {k: np.concatenate([p[k] for p in held]) if len(held) > 1 else held[0][k] for k in held[0]}
+
+
+def _os_batch(df: pd.DataFrame | None, names: GrowingCategorical | None = None) -> dict[str, np.ndarray]:
+    """Raw OS-call rows (None: none) as the table's columns, ``name`` as codes."""
+    if df is None:
+        empty = {k: np.zeros(0, np.int64) for k in ("pid", "tid", "start_ns", "end_ns", "dur_ns")}
+        return {**empty, "name": np.zeros(0, np.int32)}
+    gt = df["globalTid"].astype("int64").to_numpy()
+    s, e = int64(df["start"]), int64(df["end"])
+    assert names is not None
+    return {"pid": S.pid_of(gt), "tid": S.tid_of(gt), "start_ns": s, "end_ns": e, "dur_ns": e - s,
+            "name": names.codes(df["nameId"])}
+
+
+def _os_frame(cols: dict[str, np.ndarray], categories: pd.Index) -> pd.DataFrame:
+    """:func:`_os_batch`'s columns as a frame of the table's columns and dtypes."""
+    out = {c: pd.Categorical.from_codes(cols[c], categories=categories) if t == "category" else cols[c]
+           for c, t in S.OSRT.out}
+    return pd.DataFrame(out, copy=False)
+
+
 class _Unsorted(Exception):
     """A batch of calls that starts before the last call before it."""
 

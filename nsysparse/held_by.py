@@ -178,6 +178,9 @@ def _ends_in(ends: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarr
     return (i >= 0) & (ends < e[np.clip(i, 0, None)])
 
 
+CANDIDATE_ROWS = 1 << 20  # GPU ops searched at a time
+
+
 def _gpu_candidates(parts: list[pd.DataFrame], pid: int, w: pd.DataFrame, tol: int) -> tuple[np.ndarray, np.ndarray]:
     """The process's GPU ops (of every frame of ``parts``) that end inside a wait of
     ``w`` (or ``tol`` after it), by end (ties in the order of the parts, then of
@@ -186,8 +189,11 @@ def _gpu_candidates(parts: list[pd.DataFrame], pid: int, w: pd.DataFrame, tol: i
     spans = _spans(w, tol)
     names, ends = [], []
     for ops in parts:
-        all_ends = ops["end_ns"].to_numpy(np.int64)
-        rows = np.flatnonzero((ops["pid"].to_numpy() == pid) & _ends_in(all_ends, spans))
+        all_ends, pids = ops["end_ns"].to_numpy(np.int64), ops["pid"].to_numpy()
+        # a stretch of ops at a time: the search's arrays are a stretch long (14M kernels: 0.35 GB otherwise)
+        rows = np.concatenate([lo + np.flatnonzero((pids[lo:lo + CANDIDATE_ROWS] == pid)
+                                                   & _ends_in(all_ends[lo:lo + CANDIDATE_ROWS], spans))
+                               for lo in range(0, all_ends.size, CANDIDATE_ROWS)] or [np.zeros(0, np.int64)])
         ends.append(all_ends[rows])
         names.append(ops["name"].iloc[rows].astype(object).to_numpy())
     if not ends:

@@ -47,44 +47,82 @@ def kernel_summary(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """
     if kernels.empty:
         return _empty()
-    # end - start: the kernels' ``dur_ns``, made here (a spilled report's kernels hold no durations)
-    dur = kernels["end_ns"].to_numpy(dtype=np.int64) - kernels["start_ns"].to_numpy(dtype=np.int64)
     # names stay categorical (a code per launch, not a string: millions of launches share a few hundred names)
-    k = pd.DataFrame({"name": _named(kernels["name"]), "short_name": _named(kernels["short_name"]), "dur_ns": dur})
-
+    name, short = _named(kernels["name"]), _named(kernels["short_name"])
+    codes, groups = np.asarray(name.codes), len(name.categories)
+    start = kernels["start_ns"].to_numpy(dtype=np.int64)
+    # end - start: the kernels' ``dur_ns``, made here (a spilled report's kernels hold no durations)
+    dur = kernels["end_ns"].to_numpy(dtype=np.int64) - start
     measured = steps[~steps["warmup"].astype(bool)] if not steps.empty else steps
     n_steps = len(measured)
-    in_step = assign_to_steps(measured, kernels["start_ns"].to_numpy(), kernels["pid"].to_numpy()) >= 0
-    k["step_dur_ns"] = np.where(in_step, dur, 0)
-
-    g = k.groupby("name", sort=False, observed=True)
-    d = g["dur_ns"]
-    launches = d.size()
-    # per name, as pandas' groupby quantile gives them (a sort of one key, not of the frame)
-    q = group_quantiles(np.asarray(k["name"].cat.codes), dur, len(k["name"].cat.categories), (0.5, 0.95))
-    q = q[np.asarray(launches.index.codes)]
+    in_step = assign_to_steps(measured, start, kernels["pid"].to_numpy()) >= 0
+    # per name code, summed a stretch of launches at a time (exact: no int64 copy of the table)
+    launches = np.bincount(codes, minlength=groups)
+    total, step_total = grouped_sums(codes, dur, groups), grouped_sums(codes, dur, groups, where=in_step)
+    del in_step
+    # the sample standard deviation as pandas' groupby computes it (its order, its float rounding)
+    std = pd.Series(dur, copy=False).groupby(codes, sort=True).std(ddof=1)
+    # minima, maxima and quantiles from one sort of a (name code, duration) key per launch
+    q = group_quantiles(codes, dur, groups, (0.0, 1.0, 0.5, 0.95))
+    del dur
+    seen = np.flatnonzero(launches)  # the names launched, each once
+    first = first_positions(codes, groups)[seen]
     out = pd.DataFrame(
         {
-            "short_name": g["short_name"].first(),
-            "launches": launches.astype(np.int64),
-            "total_ns": d.sum().astype(np.int64),
-            "step_total_ns": g["step_dur_ns"].sum(),
-            "min_ns": d.min().astype(np.int64),
-            "max_ns": d.max().astype(np.int64),
-            "p50_ns": q[:, 0],
-            "p95_ns": q[:, 1],
-            "stddev_ns": d.std(ddof=1).fillna(0.0),
-        }
+            "short_name": pd.Categorical.from_codes(np.asarray(short.codes)[first], dtype=short.dtype),
+            "launches": launches[seen].astype(np.int64),
+            "total_ns": total[seen],
+            "step_total_ns": step_total[seen],
+            "min_ns": q[seen, 0].astype(np.int64),
+            "max_ns": q[seen, 1].astype(np.int64),
+            "p50_ns": q[seen, 2],
+            "p95_ns": q[seen, 3],
+            "stddev_ns": std.reindex(seen).fillna(0.0).to_numpy(),
+        },
+        index=pd.CategoricalIndex(pd.Categorical.from_codes(seen, dtype=name.dtype), name="name"),
     )
     out["mean_ns"] = out["total_ns"] / out["launches"]
     out["per_step_ns"] = out["step_total_ns"] / n_steps if n_steps else np.nan
-    grand = int(dur.sum())
+    grand = int(total.sum())
     out["share"] = out["total_ns"] / grand if grand > 0 else np.nan
     out = out.rename_axis("name").reset_index()
     for col in ("name", "short_name"):  # text as pandas infers it from strings (``str`` in pandas 3)
         out[col] = pd.Series(out[col].to_numpy(dtype=object), index=out.index)
     out = out.sort_values(["total_ns", "name"], ascending=[False, True], ignore_index=True)
     return out[list(COLUMNS)]
+
+
+SUM_ROWS = 1 << 20  # launches summed at a time (float sums of at most this many, each exact: see grouped_sums)
+
+
+def grouped_sums(codes: np.ndarray, values: np.ndarray, groups: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Per group code the int64 sum of ``values`` (non-negative int64; with
+    ``where``, of those where it is True), exactly: a bincount of a stretch of
+    rows at a time, each stretch short enough that its float64 sums are exact
+    integers (every partial sum below 2**53), added up in int64."""
+    out = np.zeros(groups, np.int64)
+    if values.size == 0:
+        return out
+    top = max(int(values.max()), 1)
+    rows = max(1, min(SUM_ROWS, (1 << 53) // top // 2))
+    for lo in range(0, values.size, rows):
+        v = values[lo:lo + rows]
+        if where is not None:
+            v = np.where(where[lo:lo + rows], v, 0)
+        out += np.bincount(codes[lo:lo + rows], weights=v, minlength=groups).astype(np.int64)
+    return out
+
+
+def first_positions(codes: np.ndarray, groups: int) -> np.ndarray:
+    """Per group code the position of its first row (-1: none), a stretch at a time."""
+    out = np.full(groups, -1, np.int64)
+    for lo in range(0, codes.size, SUM_ROWS):
+        part = codes[lo:lo + SUM_ROWS]
+        fresh = out[part] < 0
+        if fresh.any():
+            values, at = np.unique(part[fresh], return_index=True)
+            out[values] = lo + np.flatnonzero(fresh)[at]
+    return out
 
 
 _VALUE_BITS = 47  # a group code and a value below 2**47 (39 hours in ns) share one int64 sort key
@@ -96,15 +134,18 @@ def group_quantiles(codes: np.ndarray, values: np.ndarray, groups: int, qs: tupl
     computes them (``val + (next - val) * frac``): a ``groups`` x ``len(qs)`` array,
     NaN for a group without values. One sort of a key per value (the code in the
     high bits), in place, where pandas sorts the values and keeps an indexer."""
-    codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=np.int64)
     counts = np.bincount(codes, minlength=groups)
     if values.size and int(values.max()) < (1 << _VALUE_BITS) and groups < (1 << (63 - _VALUE_BITS)):
-        key = (codes << _VALUE_BITS) | values
+        key = np.asarray(codes, dtype=np.int64)  # (a copy: the codes are narrower) shifted and joined in place
+        key = key if key is not codes else key.copy()
+        key <<= _VALUE_BITS
+        key |= values
         key.sort()
         key &= (1 << _VALUE_BITS) - 1
         ordered = key
     else:  # values too large to share a key: sort by both
+        codes = np.asarray(codes, dtype=np.int64)
         ordered = values[np.lexsort((values, codes))]
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     out = np.full((groups, len(qs)), np.nan)

@@ -46,7 +46,7 @@ from .overlapping_targets import top_targets
 from .parquet import file_metadata
 from .row_windows import RowWindows, api_call_rows, os_call_rows
 from .tables import Spilled, Tables, spill
-from .call_stream import CallFile, StreamedCalls
+from .call_stream import CallFile, StreamedCalls, StreamedRows
 from .trace import Trace
 from .waits import wait_ranges
 from .window import Window, window_ns, windowed
@@ -130,7 +130,8 @@ def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path |
         # their files as soon as they are built, while the rest is read (a window's calls are
         # only known once the window is cut: they go from there)
         whole = spiller is not None and settings.window is None
-        trace.prefetch(spiller.take if whole else None, spiller.calls_file() if whole else None)
+        trace.prefetch(spiller.take if whole else None, spiller.calls_file() if whole else None,
+                       spiller.calls_file("os_calls") if whole else None)
         with progress.phase("analysing"):
             return _analyse(trace, settings, spiller)
     finally:
@@ -147,7 +148,7 @@ class _Spiller:
 
     # how the analyses read each back (the kernels: from memory, the columns they use)
     ROWS: dict[str, Callable[..., RowWindows] | None] = {"api_calls": api_call_rows, "os_calls": os_call_rows,
-                                                          "kernels": None}
+                                                          "kernels": None, "projection": None}
 
     def __init__(self, folder: Path, trace: Trace, settings: Settings) -> None:
         self.folder, self.trace, self.settings = folder, trace, settings
@@ -158,13 +159,14 @@ class _Spiller:
         self._meta: dict[str, str] | None = None
         self.facts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
 
-    def take(self, name: str, df: pd.DataFrame | StreamedCalls) -> bool:
+    def take(self, name: str, df: pd.DataFrame | StreamedCalls | StreamedRows) -> bool:
         """:meth:`Trace.prefetch`'s ``on_built``: the table to its file from now (or
         streamed there already), and what the report reads of the API calls besides
         their rows (:func:`call_facts`) taken now; True: the trace may let the table
         go once it has no more use for it."""
-        if isinstance(df, StreamedCalls):
-            self.facts[name] = call_facts(df)
+        if isinstance(df, (StreamedCalls, StreamedRows)):
+            if isinstance(df, StreamedCalls):
+                self.facts[name] = call_facts(df)
             done: Future[tuple[Spilled, RowWindows]] = Future()
             done.set_result((df.spilled, df.rows))
             self.jobs[name] = done
@@ -172,6 +174,8 @@ class _Spiller:
         if name == "api_calls":
             self.facts[name] = call_facts(df)
         job = self.submit(name, df)
+        if name == "kernels":
+            return False  # the analyses read them: narrowed once written (_projection)
         if name == "os_calls":
             # written before the API calls stream (Trace.prefetch waits for this build): the
             # stream's launch index and first batches then do not meet the OS calls' frame
@@ -179,9 +183,9 @@ class _Spiller:
             job.result()
         return True
 
-    def calls_file(self) -> CallFile:
-        """Where :meth:`Trace.prefetch` streams the API calls to: their file here."""
-        return CallFile(self.folder / "api_calls.parquet", self.meta, self.cancel)
+    def calls_file(self, name: str = "api_calls") -> CallFile:
+        """Where :meth:`Trace.prefetch` streams the API calls (or ``"os_calls"``) to: their file here."""
+        return CallFile(self.folder / f"{name}.parquet", self.meta, self.cancel)
 
     def meta(self) -> dict[str, str]:
         """Every file's provenance (made once: the input's sha256 waits for its hash)."""
@@ -283,6 +287,12 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     # launching calls; spilled, the kernels then keep only KERNEL_COLUMNS (their file has the
     # rest). It runs alone: beside the step analyses, its peak met theirs (2 GB: 1.97 GB)
     projection = _projection(trace, kernels_job)
+    projection_job = None
+    if kernels_job is not None:
+        # spilled, the projection (a row per range that launched GPU work: 2M at 5 GB) goes to its
+        # file now, and the analyses keep the columns the range table reads
+        projection_job = spiller.submit("projection", projection)  # type: ignore[union-attr]
+        projection = projection[RANGE_TABLE_COLUMNS]
     # the GPU's busy time, kernels' and any op's, unioned once for the analyses that read it,
     # which run first and free it before the rest
     kernel_busy = GpuBusy.of(compute)
@@ -325,7 +335,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
         "memset": trace.memset,
         "graph_runs": trace.graph_runs,
         "api_calls": trace.api_calls if api_job is None else api_job,  # a Future when spilling: resolved below
-        "projection": projection,
+        "projection": projection if projection_job is None else projection_job,  # a Future: resolved below
         "steps": st,
         "step_links": sl,
         "step_devices": devices,
@@ -373,6 +383,8 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
                 t["step"] = t["step"] + first_step
     if api_job is not None:
         tables["api_calls"] = api_job.result()[0]
+    if projection_job is not None:
+        tables["projection"] = projection_job.result()[0]
     if kernels_job is not None:  # narrowed for the analyses: given up, so that a later ask reads them whole
         trace.release("kernels")
     return Report(input=trace.identity(), settings=settings, tables=Tables(tables), summary=summary, notes=notes)
@@ -412,16 +424,23 @@ def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], rows: Callab
 # The kernels' columns the analyses read after the projection: the launching call's,
 # the stream, the duration, the correlation and graph node ids only go to the kernels' file.
 KERNEL_COLUMNS = ("start_ns", "end_ns", "device", "pid", "name", "short_name")
+# and those the projection reads besides
+PROJECTED_COLUMNS = ("correlation_id", "launch_tid", "api_start_ns", "api_end_ns")
+# The projection's columns the range table reads (ranges.range_table)
+RANGE_TABLE_COLUMNS = ["name", "proj_dur_ns", "proj_busy_ns"]
 
 
 def _projection(trace: Trace, kernels_file: "Future[tuple[Spilled, Any]] | None") -> pd.DataFrame:
     """:func:`nvtx_projection`; with ``kernels_file`` (the kernels being written to
-    theirs), once it is written, the trace's kernels narrowed to KERNEL_COLUMNS
-    (at 2 GB: 5.7M kernels, 539 -> 240 MB) until the report is built, when the
-    trace gives them up (read whole again if asked for)."""
-    projection = nvtx_projection(trace)
+    theirs, from when they were built), once it is written, the trace's kernels
+    narrowed to KERNEL_COLUMNS and PROJECTED_COLUMNS for the projection, then to
+    KERNEL_COLUMNS (at 5 GB: 14.2M kernels, 1.35 GB -> 0.97 GB -> 0.49 GB) until
+    the report is built, when the trace gives them up (read whole again if asked for)."""
     if kernels_file is not None:
         kernels_file.result()
+        trace.narrow("kernels", KERNEL_COLUMNS + PROJECTED_COLUMNS)
+    projection = nvtx_projection(trace)
+    if kernels_file is not None:
         trace.narrow("kernels", KERNEL_COLUMNS)
     return projection
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import cuda, nvtx
-from .call_stream import (CallFile, Launches, StreamedCalls, StreamedOps, read_launch_keys, stream_api_calls,
+from .call_stream import (CallFile, Launches, StreamedCalls, StreamedOps, read_launch_keys, stream_api_calls, stream_os_calls,
                           streamable_ops)
 from . import schema as S
 from .errors import NotAnExport
@@ -233,13 +233,14 @@ class Trace:
         return activity_span(self)
 
     def prefetch(self, on_built: Callable[[str, object], bool] | None = None,
-                 calls_to: CallFile | None = None) -> "Trace":
+                 calls_to: CallFile | None = None, os_calls_to: CallFile | None = None) -> "Trace":
         """Read the large tables concurrently: the NVTX ranges, the API calls, the OS
         runtime calls and the raw rows of each GPU-op table each on a thread (SQLite reads and Arrow
         conversion release the GIL), then join the ops to their launching calls.
         ``on_built(name, frame)`` is called, on the loading thread, as soon as the API
-        calls (``"api_calls"``) and the OS calls (``"os_calls"``) are built (the
-        report starts writing them to their files then, while the rest is read);
+        calls (``"api_calls"``), the OS calls (``"os_calls"``) and the kernels
+        (``"kernels"``) are built (the report starts writing them to their files
+        then, while the rest is read);
         when it returns True, the trace lets the table go once the GPU ops are
         joined to their calls (the OS calls at once), as :meth:`release` does.
 
@@ -249,6 +250,11 @@ class Trace:
         them exists), and ``on_built("api_calls", streamed)`` gets the
         :class:`~nsysparse.call_stream.StreamedCalls`; where they cannot stream
         (not in start order, say) they are built as above.
+        With ``os_calls_to``, the OS calls are streamed to that file in start order
+        (:func:`~nsysparse.call_stream.stream_os_calls`: no frame of them exists), and
+        ``on_built("os_calls", streamed)`` gets the
+        :class:`~nsysparse.call_stream.StreamedRows`; where they cannot stream they
+        are built as above.
         Either way :attr:`activity_span` is known on return."""
         # a table built already (a second prefetch, or one read before) is not read again
         gpu_tables = [d for d in S.GPU_OP_TABLES if self.recorded(d.key) and d.key not in self.__dict__]
@@ -269,11 +275,20 @@ class Trace:
                 else:
                     self.release(name)
 
+        def os_calls() -> None:
+            if os_calls_to is not None and "os_calls" not in self.__dict__ and self.recorded("os_calls"):
+                rows = stream_os_calls(self._rd, self.strings, os_calls_to)
+                if rows is not None:
+                    if on_built is not None:
+                        on_built("os_calls", rows)
+                    return
+            built("os_calls")
+
         streamed = None
         with ThreadPoolExecutor(max_workers=3 + len(gpu_tables), thread_name_prefix="nsysparse-load") as pool:
             self.strings  # once, before the threads that use it
             api = None if stream else pool.submit(built, "api_calls")
-            os_job = pool.submit(built, "os_calls")
+            os_job = pool.submit(os_calls)
             # the NVTX ranges end open ones at the capture's end: without ANALYSIS_DETAILS that is the
             # last timestamp of the loaded tables, so they are built once those are (built beside them,
             # they would build the GPU ops, and the API calls whole, on their own thread)
@@ -281,7 +296,7 @@ class Trace:
             jobs = [os_job] + ([pool.submit(build, "nvtx_ranges")] if nvtx_now else [])
             if api is not None:
                 jobs.append(api)  # the breakdown reads them: 10 s at 2 GB read alone
-            raw = {d.key: pool.submit(self._rd.read, d) for d in gpu_tables}
+            raw = {d.key: pool.submit(self._read_raw, d) for d in gpu_tables}
             tried = False
             if stream and stream_early():
                 assert calls_to is not None
@@ -312,7 +327,9 @@ class Trace:
             # (2 GB on 16 cores: 8 s and 1 GB more)
             if api is not None:
                 api.result()
-            jobs.append(pool.submit(build, "kernels", "memcpy", "memset", "graph_runs"))
+            # the kernels go to on_built as soon as built: the report writes them to their file while
+            # the rest is built, and narrows them before the analyses (report._projection)
+            jobs.append(pool.submit(lambda: (built("kernels"), build("memcpy", "memset", "graph_runs"))))
             for job in jobs:
                 job.result()
         # every table is read (a streamed run switched at its stream already): what the analyses
@@ -417,8 +434,12 @@ class Trace:
         return cuda.Ops(self._rd, self.strings, self.api_calls)
 
     def _gpu(self, decl: S.Table) -> pd.DataFrame:
-        raw = self._raw.pop(decl.key) if decl.key in self._raw else self._rd.read(decl)
+        raw = self._raw.pop(decl.key) if decl.key in self._raw else self._read_raw(decl)
         return self._ops.build(decl, raw)
+
+    def _read_raw(self, decl: S.Table) -> pd.DataFrame | None:
+        """The raw rows of a GPU-op table, as read and compacted (:func:`cuda.compact`)."""
+        return cuda.compact(decl, self._rd.read(decl), self.strings)
 
     @cached_property
     def kernels(self) -> pd.DataFrame:

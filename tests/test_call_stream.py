@@ -252,3 +252,87 @@ def test_ops_without_a_globalpid_stream_after_their_rows_as_before(builder, tmp_
             got = report_digest(build_report(t, spill_to=out))
             assert t.kernels["launch_tid"].notna().all()  # every kernel found its call
         assert got == want
+
+
+def _os_rows_by_hand(builder) -> Path:
+    """A trace whose OSRT_API rows are flushed per thread, not in start order, with
+    ties of start (kept in row order) and one row that cannot be read (no end)."""
+    import sqlite3
+
+    builder.gpu()
+    builder.range("step", 0, 10_000)
+    builder.kernel(100, 400, launch=(10, 30))
+    path = builder.write()
+    con = sqlite3.connect(path)
+    con.execute('CREATE TABLE OSRT_API (start INTEGER NOT NULL, "end" INTEGER, eventClass INTEGER, '
+                'nameId INTEGER, globalTid INTEGER, callchainId INTEGER)')
+    names = {"read": 9001, "pthread_cond_wait": 9002, "ioctl": 9003}
+    con.executemany("INSERT INTO StringIds (id, value) VALUES (?, ?)", [(i, v) for v, i in names.items()])
+    gt = [(1 << 56) | (7 << 24) | t for t in (7, 8)]  # pid 7, threads 7 and 8
+    rows = [  # thread 8's buffer flushed first, then thread 7's
+        (500, 900, names["ioctl"], gt[1]), (500, 600, names["read"], gt[1]), (2000, 2500, names["read"], gt[1]),
+        (100, 300, names["read"], gt[0]), (500, 700, names["pthread_cond_wait"], gt[0]),
+        (800, None, names["read"], gt[0]), (3000, 9000, names["pthread_cond_wait"], gt[0]),
+    ]
+    con.executemany('INSERT INTO OSRT_API (start, "end", eventClass, nameId, globalTid) VALUES (?, ?, 27, ?, ?)', rows)
+    con.commit()
+    con.close()
+    return path
+
+
+def _as_read(df: pd.DataFrame) -> pd.DataFrame:
+    """An OS-call frame with its names as text (the categories' order aside)."""
+    return df.assign(name=df["name"].astype(object))
+
+
+def test_os_calls_stream_in_start_order_as_the_whole_table_sorts_them(builder, tmp_path: Path) -> None:
+    """Worked by hand: the file holds the rows cuda.os_calls builds (sorted by start,
+    ties in row order, the row without an end left out and noted), batch by batch."""
+    from nsysparse.call_stream import stream_os_calls
+
+    path = _os_rows_by_hand(builder)
+    with nsysparse.open_trace(path) as t:
+        real = t._rd.stream
+        t._rd.stream = lambda decl, batch_rows=2, by=None: real(decl, 2, by)  # type: ignore[method-assign]
+        got = stream_os_calls(t._rd, t.strings, CallFile(tmp_path / "os_calls.parquet", lambda: {"k": "v"}))
+        streamed_notes = list(t.notes)
+    assert got is not None and got.spilled.rows == 6
+    df = got.spilled.frame()
+    assert df["start_ns"].tolist() == [100, 500, 500, 500, 2000, 3000]
+    assert df["tid"].tolist() == [7, 8, 8, 7, 8, 7]  # the ties at 500 in row order: 8's ioctl, 8's read, 7's wait
+    assert df["name"].astype(str).tolist() == ["read", "ioctl", "read", "pthread_cond_wait", "read",
+                                               "pthread_cond_wait"]
+    assert df["dur_ns"].tolist() == [200, 400, 100, 200, 500, 6000]
+    with nsysparse.open_trace(path) as t:
+        pd.testing.assert_frame_equal(_as_read(df), _as_read(t.os_calls), check_exact=True)
+        assert streamed_notes == t.notes and any("OS runtime call" in n for n in t.notes)
+    # the index the breakdown reads them by is the frame's
+    want = row_windows.os_call_rows(df)
+    w, v = got.rows.window(0, 10_000), want.window(0, 10_000)
+    assert sorted(w) == sorted(v)
+    for k in ("s", "e", "pid", "tid", "row"):
+        np.testing.assert_array_equal(w[k], v[k])
+    assert list(got.rows.categories["name"][w["name"]]) == list(want.categories["name"][v["name"]])
+
+
+def test_a_real_exports_os_calls_stream_as_they_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DeepSeek offload run's 12,449 OS calls (4 rows out of start order in the
+    export), in file slices of 1,000 rows: the file is the whole table."""
+    from nsysparse import call_stream, parquet
+
+    monkeypatch.setattr(parquet, "CHUNK_ROWS", 1000)
+    path = Path(__file__).parent / "data" / "runs" / "deepseek_disk_stream.sqlite"
+    with nsysparse.open_trace(path) as t:
+        got = call_stream.stream_os_calls(t._rd, t.strings, CallFile(tmp_path / "os.parquet", dict))
+        want = t.os_calls
+    assert got is not None and got.spilled.rows == len(want) == 12_449
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:  # the export's rows need the sort
+        back = con.execute("SELECT SUM(s < p) FROM (SELECT start AS s, LAG(start) OVER (ORDER BY rowid) AS p "
+                           "FROM OSRT_API)").fetchone()[0]
+    assert back == 4
+    pd.testing.assert_frame_equal(_as_read(got.spilled.frame()), _as_read(want), check_exact=True)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "os.parquet").metadata.num_row_groups == 13

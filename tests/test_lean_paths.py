@@ -13,7 +13,8 @@ import pytest
 from nsysparse import schema as S
 from nsysparse import steps as steps_mod
 from nsysparse.held_by import NONE, TOLERANCE_NS, wait_holders
-from nsysparse.kernels_summary import group_quantiles
+from nsysparse import kernels_summary
+from nsysparse.kernels_summary import first_positions, group_quantiles, grouped_sums
 from nsysparse.parquet import write_parquet
 from nsysparse.steps import assign_to_steps
 from nsysparse.tables import Spilled, Tables
@@ -36,6 +37,28 @@ def test_group_quantiles_are_pandas_groupby_quantiles(seed: int) -> None:
     assert np.array_equal(got[want.index.to_numpy()], want.to_numpy())
     empty = np.setdiff1d(np.arange(groups + 2), want.index.to_numpy())
     assert np.isnan(got[empty]).all() and empty.size >= 2
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_grouped_sums_and_first_positions_are_pandas_groupbys(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sums in stretches of 64 rows (fewer where the values are large: each float
+    sum exact), against pandas' int64 sums; a group's first row against ``first``."""
+    monkeypatch.setattr(kernels_summary, "SUM_ROWS", 64)
+    rng = np.random.default_rng(seed)
+    n, groups = int(rng.integers(1, 3_000)), int(rng.integers(1, 30))
+    codes = rng.integers(0, groups, n).astype(np.int16)
+    values = rng.integers(0, 10 ** int(rng.integers(1, 16)), n)  # up to 1e15 ns: stretches of a few rows
+    where = rng.random(n) < 0.7
+    got, masked = grouped_sums(codes, values, groups + 1), grouped_sums(codes, values, groups + 1, where=where)
+    s = pd.Series(values)
+    want = s.groupby(codes).sum()
+    want_masked = s.where(where, 0).groupby(codes).sum()
+    assert got.dtype == np.int64 and got[groups] == 0 and masked[groups] == 0  # a group with no row
+    assert np.array_equal(got[want.index.to_numpy()], want.to_numpy())
+    assert np.array_equal(masked[want_masked.index.to_numpy()], want_masked.to_numpy())
+    first = first_positions(codes, groups + 1)
+    firsts = pd.Series(np.arange(n)).groupby(codes).first()
+    assert np.array_equal(first[firsts.index.to_numpy()], firsts.to_numpy()) and first[groups] == -1
 
 
 def test_a_frame_sorted_a_column_at_a_time_equals_sort_values() -> None:
