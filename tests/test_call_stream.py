@@ -336,3 +336,50 @@ def test_a_real_exports_os_calls_stream_as_they_read_whole(tmp_path: Path, monke
     import pyarrow.parquet as pq
 
     assert pq.ParquetFile(tmp_path / "os.parquet").metadata.num_row_groups == 13
+
+
+OS_DAMAGE = {
+    "null start": ['UPDATE OSRT_API SET start = NULL WHERE rowid % 97 = 0'],
+    "end before start": ['UPDATE OSRT_API SET "end" = start - 1 WHERE rowid % 89 = 0'],
+    "a start as text": ["UPDATE OSRT_API SET start = 'soon' WHERE rowid = 5000"],  # not checkable in numpy
+}
+
+
+@pytest.mark.parametrize("what", list(OS_DAMAGE))
+def test_damaged_os_calls_stream_as_they_read_whole(what: str, tmp_path: Path) -> None:
+    """The DeepSeek run's OS calls damaged (their table without its NOT NULL
+    constraints): where numpy decides, the stream keeps the rows and notes of the
+    whole read; a text start stops it (CannotStream: read whole); either way the
+    spilled report equals the one held in memory."""
+    import shutil
+    import sqlite3
+
+    from nsysparse.call_stream import stream_os_calls
+
+    p = tmp_path / "t.sqlite"
+    shutil.copy2(Path(__file__).parent / "data" / "runs" / "deepseek_disk_stream.sqlite", p)
+    con = sqlite3.connect(p)
+    con.execute('CREATE TABLE "_loose" AS SELECT * FROM OSRT_API')
+    con.execute("DROP TABLE OSRT_API")
+    con.execute('ALTER TABLE "_loose" RENAME TO OSRT_API')
+    for stmt in OS_DAMAGE[what]:
+        con.execute(stmt)
+    con.commit()
+    con.close()
+    with nsysparse.open_trace(p) as t:
+        got = stream_os_calls(t._rd, t.strings, CallFile(tmp_path / "os.parquet", dict))
+        streamed_notes = list(t.notes)
+    with nsysparse.open_trace(p) as t:
+        want = t.os_calls
+        if what == "a start as text":
+            assert got is None and not (tmp_path / "os.parquet").exists()
+        else:
+            assert got is not None and 0 < got.spilled.rows == len(want) < 12_449
+            pd.testing.assert_frame_equal(_as_read(got.spilled.frame()), _as_read(want), check_exact=True)
+            assert streamed_notes == t.notes and any("OS runtime call" in n for n in t.notes)
+    with nsysparse.open_trace(p) as t:
+        in_memory = report_digest(build_report(t))
+    out = tmp_path / "spill"
+    out.mkdir()
+    with nsysparse.open_trace(p) as t:
+        assert report_digest(build_report(t, spill_to=out)) == in_memory
