@@ -96,14 +96,14 @@ SUM_ROWS = 1 << 20  # launches summed at a time (float sums of at most this many
 
 
 def grouped_sums(codes: np.ndarray, values: np.ndarray, groups: int, where: np.ndarray | None = None) -> np.ndarray:
-    """Per group code the int64 sum of ``values`` (non-negative int64; with
-    ``where``, of those where it is True), exactly: a bincount of a stretch of
-    rows at a time, each stretch short enough that its float64 sums are exact
-    integers (every partial sum below 2**53), added up in int64."""
+    """Per group code the int64 sum of ``values`` (int64; with ``where``, of
+    those where it is True), exactly: a bincount of a stretch of rows at a time,
+    each stretch short enough that its float64 sums are exact integers (every
+    partial sum within 2**53), added up in int64."""
     out = np.zeros(groups, np.int64)
     if values.size == 0:
         return out
-    top = max(int(values.max()), 1)
+    top = max(int(values.max()), -int(values.min()), 1)
     rows = max(1, min(SUM_ROWS, (1 << 53) // top // 2))
     for lo in range(0, values.size, rows):
         v = values[lo:lo + rows]
