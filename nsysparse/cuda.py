@@ -3,6 +3,8 @@ each read through its declaration in :mod:`nsysparse.schema`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -22,7 +24,13 @@ def decode(rd: Reader, codes: pd.Series, enum: S.Table, what: str) -> np.ndarray
         mapping: dict = enum.extra["codes"]
     else:
         mapping = {int(k): str(v) for k, v in labels.items()}
-    return codes.map(mapping).fillna(S.UNKNOWN_LABEL).to_numpy(dtype=object)
+    # each distinct code looked up once (as Series.map looks a value up: 1.0 finds 1, NaN
+    # nothing), the rows sharing its label's one string (mapped per row, pandas 3 makes
+    # Arrow strings and then a Python string per row: 1M copies, 55 MB a column)
+    at, uniq = pd.factorize(np.asarray(codes, dtype=object) if codes.dtype == object else codes.to_numpy())
+    found = [mapping.get(u, S.UNKNOWN_LABEL) if not (isinstance(u, float) and u != u) else S.UNKNOWN_LABEL
+             for u in uniq.tolist()]
+    return np.array(found + [S.UNKNOWN_LABEL], dtype=object)[at]
 
 
 def int64(col: pd.Series, fill: int | None = None) -> np.ndarray:
@@ -114,32 +122,34 @@ class Ops:
             self.rd.note(f"{table}: globalPid missing on {int(gp.isna().sum()):,} rows: the one process ({fill}) assumed")
         return np.where(gp.notna().to_numpy(), S.pid_of(gp.fillna(0).astype("int64")), fill)
 
-    def rows(self, decl: S.Table, raw: pd.DataFrame) -> pd.DataFrame:
-        """Common GPU-op columns of ``raw``, joined to the launching API call on
-        (correlationId, pid): correlation ids repeat across processes."""
-        base = pd.DataFrame(
-            {
-                "start_ns": int64(raw["start"]),
-                "end_ns": int64(raw["end"]),
-                "device": int64(raw["deviceId"]),
-                "stream": int64(raw["streamId"]),
-                "pid": self.pids(decl, raw),
-                "correlation_id": int64(raw["correlationId"], fill=-1),
-            },
-            copy=False,
-        )
-        base["dur_ns"] = base["end_ns"] - base["start_ns"]
-        found, name, cols = self.launch(decl, base["pid"].to_numpy(), base["correlation_id"].to_numpy())
+    def rows(self, decl: S.Table, raw: pd.DataFrame) -> dict[str, Any]:
+        """Common GPU-op columns of ``raw`` (column -> array), joined to the launching
+        API call on (correlationId, pid): correlation ids repeat across processes.
+        Columns, not a frame: :meth:`build` makes the frame once, from every
+        column (pandas 3 copies an array set into a frame as a column: 14M kernels'
+        launching calls, 0.4 GB of copies beside their sources)."""
+        start, end = int64(raw["start"]), int64(raw["end"])
+        cols: dict[str, Any] = {
+            "start_ns": start,
+            "end_ns": end,
+            "device": int64(raw["deviceId"]),
+            "stream": int64(raw["streamId"]),
+            "pid": self.pids(decl, raw),
+            "correlation_id": int64(raw["correlationId"], fill=-1),
+            "dur_ns": end - start,
+        }
+        found, name, calls = self.launch(decl, cols["pid"], cols["correlation_id"])
+        n = start.size
         if not found.any():
-            base["api"] = pd.Categorical(np.full(len(base), None, dtype=object))
+            cols["api"] = pd.Categorical(np.full(n, None, dtype=object))
             for col in ("launch_tid", "api_start_ns", "api_end_ns"):
-                base[col] = pd.array([pd.NA] * len(base), dtype="Int64")
-            return base
-        base["api"] = name
-        for col, values in zip(("launch_tid", "api_start_ns", "api_end_ns"), cols):
+                cols[col] = pd.array([pd.NA] * n, dtype="Int64")
+            return cols
+        cols["api"] = name
+        for col, values in zip(("launch_tid", "api_start_ns", "api_end_ns"), calls):
             # the gathered values with a null where no call was found: one array, no copies of it
-            base[col] = pd.arrays.IntegerArray(np.where(found, values, 0) if not found.all() else values, ~found)
-        return base
+            cols[col] = pd.arrays.IntegerArray(np.where(found, values, 0) if not found.all() else values, ~found)
+        return cols
 
     def launch(self, decl: S.Table, pid: np.ndarray, corr: np.ndarray
                ) -> tuple[np.ndarray, pd.Categorical, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -167,12 +177,14 @@ class Ops:
             base["graph_node_id"] = raw["graphNodeId"].array
         elif decl is S.MEMCPY:
             base["bytes"] = int64(raw["bytes"])
-            base["copy_kind"] = decode(self.rd, raw["copyKind"], S.ENUM_MEMCPY, "copy kinds")
-            base["src_kind"] = decode(self.rd, raw["srcKind"], S.ENUM_MEMKIND, "memory kinds")
-            base["dst_kind"] = decode(self.rd, raw["dstKind"], S.ENUM_MEMKIND, "memory kinds")
-            kind = base["copy_kind"]
-            dev = base["device"]
-            none = pd.Series(pd.array([pd.NA] * len(base), dtype="Int64"))
+            # labels as object Series: each row the label's one string (pandas 3 would make
+            # an array of text of them, then conform a string per row back: 1M copies, +0.3 GB)
+            kind = _text(decode(self.rd, raw["copyKind"], S.ENUM_MEMCPY, "copy kinds"))
+            base["copy_kind"] = kind
+            base["src_kind"] = _text(decode(self.rd, raw["srcKind"], S.ENUM_MEMKIND, "memory kinds"))
+            base["dst_kind"] = _text(decode(self.rd, raw["dstKind"], S.ENUM_MEMKIND, "memory kinds"))
+            dev = pd.Series(base["device"])
+            none = pd.Series(pd.array([pd.NA] * len(dev), dtype="Int64"))
             src = none.mask(kind.isin([S.D2H, S.D2D]), dev)
             dst = none.mask(kind.isin([S.H2D, S.D2D]), dev)
             p2p = (kind == S.P2P).to_numpy()
@@ -185,7 +197,15 @@ class Ops:
         elif decl is S.GRAPH:
             base["graph_id"] = int64(raw["graphId"])
             base["graph_exec_id"] = int64(raw["graphExecId"])
-        return S.conform(S.sorted_by_start(base, consume=True), decl.out)
+        del raw
+        frame = pd.DataFrame(base, copy=False)  # once, from every column: no column copied
+        del base
+        return S.conform(S.sorted_by_start(frame, consume=True), decl.out)
+
+
+def _text(values: np.ndarray) -> pd.Series:
+    """An object array of strings as an object Series, its strings as they are."""
+    return pd.Series(values, dtype=object, copy=False)
 
 
 def compact(decl: S.Table, raw: pd.DataFrame | None, strings: pd.Series) -> pd.DataFrame | None:

@@ -68,13 +68,25 @@ class _LaunchedOps:
         self.size = int(sum(sizes))
         key = self._joined(lambda t: _thread_key(t["pid"].to_numpy(np.int64), _int64(t["launch_tid"])))
         start = self._joined(lambda t: _int64(t["api_start_ns"]))
-        # a stable sort on these keys, last key first: ties keep the tables' order
-        self.order = np.lexsort((self._joined(lambda t: _int64(t["correlation_id"])), start, key))
-        # each key is put in order and its unsorted self dropped before the next (6.1M ops: 50 MB each)
-        self.key = key[self.order]
+        # a stable sort on (thread, launch time), each key put in order and its unsorted self
+        # dropped before the next (6.1M ops: 50 MB each); of the threads' keys only each
+        # thread's run is kept (:attr:`threads`), not a key per op
+        self.order = np.lexsort((start, key))
+        ks = key[self.order]
         del key
         self.api_start_ns = start[self.order]
         del start
+        # then the correlation id decides ties, read only where there are some (ops of one call share
+        # its launch time and its id: the order is then that of the three-key lexsort already)
+        tie = np.flatnonzero((ks[1:] == ks[:-1]) & (self.api_start_ns[1:] == self.api_start_ns[:-1]))
+        if tie.size:
+            corr = self._joined(lambda t: _int64(t["correlation_id"]))[self.order]
+            if bool((corr[tie + 1] < corr[tie]).any()):
+                again = np.lexsort((corr, self.api_start_ns, ks))  # stable: ties still in the tables' order
+                self.order, ks, self.api_start_ns = self.order[again], ks[again], self.api_start_ns[again]
+            del corr
+        self.threads = _runs(ks)
+        del ks
         # the part (table) of each sorted position, when there are several
         self.part_of = (np.repeat(np.arange(len(sizes), dtype=np.int8), sizes)[self.order]
                         if len(sizes) > 1 else np.zeros(0, np.int8))
@@ -126,6 +138,12 @@ class _LaunchedOps:
         return out
 
 
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of sorted ``keys``: each distinct key, where its run starts and where it ends."""
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.int64)
+    return keys[first], first, np.r_[first[1:], keys.size].astype(np.int64)
+
+
 def _int64(col: pd.Series) -> np.ndarray:
     """A column as int64 (a nullable one's nulls as 0: the rows read have none)."""
     return col.to_numpy(np.int64, na_value=0) if col.dtype == "Int64" else col.to_numpy(np.int64)
@@ -151,8 +169,8 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     key_r = _thread_key(r["pid"].to_numpy(), r["tid"].to_numpy())
     r_end = r["end_ns"].to_numpy(np.int64)
     # position of each range's first/last candidate op: same thread, call started inside
-    lo = _searchsorted2(ops.key, ops.api_start_ns, key_r, r["start_ns"].to_numpy(), side="left")
-    hi = _searchsorted2(ops.key, ops.api_start_ns, key_r, r_end, side="right")
+    lo = _searchsorted2(ops.threads, ops.api_start_ns, key_r, r["start_ns"].to_numpy(), side="left")
+    hi = _searchsorted2(ops.threads, ops.api_start_ns, key_r, r_end, side="right")
     del key_r
     cand = np.flatnonzero(hi > lo)
     if cand.size == 0:
@@ -164,7 +182,8 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
               if (blk := _project_block(ops, cand[a:b], lo, hi, r_end)) is not None]
     if not blocks:
         return _empty()
-    agg = {c: np.concatenate([blk[c] for blk in blocks]) for c in blocks[0]}
+    # a column at a time, each block's part freed as it is joined (not every block beside the whole)
+    agg = {c: np.concatenate([blk.pop(c) for blk in blocks]) for c in list(blocks[0])}
     del blocks
     at = agg["range"]
 
@@ -231,13 +250,13 @@ def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
     return (np.asarray(pid, dtype=np.int64) << 24) | np.asarray(tid, dtype=np.int64)
 
 
-def _searchsorted2(key: np.ndarray, t: np.ndarray, qkey: np.ndarray, qt: np.ndarray, side: str) -> np.ndarray:
-    """searchsorted on rows sorted by (key, t), for queries (qkey, qt)."""
+def _searchsorted2(runs: tuple[np.ndarray, np.ndarray, np.ndarray], t: np.ndarray, qkey: np.ndarray, qt: np.ndarray,
+                   side: str) -> np.ndarray:
+    """searchsorted on rows sorted by (key, t), whose keys' runs are ``runs``
+    (:func:`_runs`), for queries (qkey, qt)."""
     out = np.empty(qkey.size, dtype=np.int64)
-    # bounds of each key's block, then a searchsorted within it per distinct key
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
-    ukeys = key[first]  # the keys are sorted: no np.unique (it hashes first)
-    last = np.r_[first[1:], key.size]
+    # a searchsorted within each key's block per distinct key
+    ukeys, first, last = runs
     pos = np.searchsorted(ukeys, qkey)
     found = (pos < ukeys.size) & (ukeys[np.minimum(pos, ukeys.size - 1)] == qkey)
     out[~found] = 0

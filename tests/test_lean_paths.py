@@ -434,3 +434,40 @@ def test_os_calls_are_written_to_their_file_before_the_api_calls_stream(tmp_path
     rep = R.build_report(trace, spill_to=tmp_path)
     assert seen == [True]
     assert (tmp_path / "os_calls.parquet").exists() and rep.summary["steps"] > 0
+
+
+class _Labels:
+    """A reader whose ENUM table is ``labels`` (empty: none, the documented codes then)."""
+
+    def __init__(self, labels: pd.Series) -> None:
+        self.labels, self.notes = labels, []
+
+    def lookup(self, *_: object) -> pd.Series:
+        return self.labels
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@pytest.mark.parametrize("codes", [
+    pd.Series([1, 2, 1, 8, 1, 10], dtype="int64"),  # 10: no such code
+    pd.Series([1.0, np.nan, 2.0, 1.5, 8.0]),  # NULLs read as float: NaN, and a non-integral value
+    pd.Series([1, None, "2", 8], dtype=object),  # text finds nothing, as in a dict
+    pd.Series([], dtype="int64"),
+])
+@pytest.mark.parametrize("table", ["export's", "documented"])
+def test_decoded_labels_are_a_map_per_row(codes: pd.Series, table: str) -> None:
+    """cuda.decode looks each distinct code up once and shares its label's string;
+    the labels equal a per-row ``Series.map`` of the same table."""
+    from nsysparse.cuda import decode
+
+    enum = S.ENUM_MEMCPY
+    labels = pd.Series(["Host-to-Device", "Device-to-Host", "Device-to-Device"], index=[1, 2, 8])
+    rd = _Labels(labels if table == "export's" else pd.Series(dtype=object))
+    mapping = ({int(k): str(v) for k, v in labels.items()} if table == "export's" else enum.extra["codes"])
+    want = codes.map(mapping).fillna(S.UNKNOWN_LABEL).to_numpy(dtype=object)
+    got = decode(rd, codes, enum, "copy kinds")  # type: ignore[arg-type]
+    assert got.dtype == object and got.tolist() == want.tolist()
+    firsts = {}
+    assert all(firsts.setdefault(v, v) is v for v in got)  # one string object per label
+    assert (table == "documented") == bool(rd.notes)

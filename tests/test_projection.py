@@ -180,6 +180,23 @@ def test_ops_of_one_call_count_once(builder: TraceBuilder) -> None:
     assert (s["num_gpu_ops"], s["memcpys"], s["bytes"], s["proj_busy_ns"]) == (1, 2, 12, 200)
 
 
+def test_calls_launched_at_one_moment_count_by_correlation_id(builder: TraceBuilder) -> None:
+    """Two calls on one thread that start at the same nanosecond: the ops of call
+    ``a`` (a kernel and a copy, in two tables) and of call ``b`` (a kernel) come
+    in table order k(a), k(b), copy(a); the launch-time ties are put in correlation
+    id order, so ``a``'s ops are adjacent and count once: 2 ops, not 3."""
+    builder.range("step", 0, 10_000)
+    a = builder.api("cudaGraphLaunch_v10000", 100, 110)
+    b = builder.api("cudaLaunchKernel_v7000", 100, 120)
+    builder.kernel(1_000, 1_100, corr=a)
+    builder.kernel(1_200, 1_300, corr=b)
+    builder.memcpy(1_400, 1_500, bytes=9, corr=a)
+    p, _ = project(builder)
+    s = p.loc["step"]
+    assert (s["num_gpu_ops"], s["kernels"], s["memcpys"], s["bytes"]) == (2, 2, 1, 9)
+    assert (s["proj_start_ns"], s["proj_dur_ns"], s["proj_busy_ns"]) == (1_000, 500, 300)
+
+
 def test_empty_projection_has_columns(builder: TraceBuilder) -> None:
     builder.range("idle", 0, 100)
     builder.kernel(400, 500, launch=(200, 210))
