@@ -1,4 +1,5 @@
-"""The CUDA API calls streamed from the export to their Parquet file, a batch at a time.
+"""The CUDA API calls (and the OS-runtime calls, :func:`stream_os_calls`) streamed
+from the export to their Parquet file, a batch at a time.
 
 A long trace's API calls are its largest table (15.5M calls in a 2 GB export:
 0.9 GB as a frame, 0.7 GB more while it is built), and a report only writes
@@ -189,29 +190,43 @@ def stream_api_calls(rd: Reader, strings: pd.Series, to: CallFile, launches: Lau
     start order, or not checkable batch by batch)."""
     stream = _Stream(strings, launches)
     batches = rd.stream(S.RUNTIME)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill-stream")
     # a categorical column goes to the file as a dictionary of text, whatever its categories
     layout = pa.Schema.from_pandas(_layout_frame(stream, pd.Index(["-"], dtype=object)), preserve_index=False)
+    if not _write_slices(to, layout, batches, stream.slices(batches),
+                         lambda: arrow_schema(_layout_frame(stream), to.meta()), (_Unsorted, CannotStream)):
+        return None
+    return stream.result(to.path)
+
+
+def _write_slices(to: CallFile, layout: pa.Schema, batches: Iterator[pd.DataFrame], slices: Iterator[pd.DataFrame],
+                  schema: Callable[[], pa.Schema], stops: tuple[type[Exception], ...]) -> bool:
+    """Each frame of ``slices`` (made from ``batches``, the export's rows) to
+    ``to.path``, one in flight on a writer thread while the next is made, the
+    file's schema ``schema()`` once the last is through: True. False, with
+    nothing of the file left, where making them raises one of ``stops``.
+    ``batches`` is closed either way (the export's connection closes with it)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill-stream")
     done = False
     try:
         with SliceWriter(to.path, layout, to.cancel) as writer:
             pending: Future[None] | None = None
-            for part in stream.slices(batches):
+            for part in slices:
                 if pending is not None:
                     pending.result()  # one slice in flight: the reading goes on meanwhile
                 pending = pool.submit(writer.write, part)
+                del part
             if pending is not None:
                 pending.result()
-            writer.schema = arrow_schema(_layout_frame(stream), to.meta())
+            writer.schema = schema()
         done = True
-    except (_Unsorted, CannotStream):
-        return None
+    except stops:
+        return False
     finally:
-        batches.close()  # the export's connection closes with it
+        batches.close()  # type: ignore[attr-defined]
         pool.shutdown(wait=True)
         if not done:
             to.path.unlink(missing_ok=True)
-    return stream.result(to.path)
+    return True
 
 
 @dataclass
@@ -240,39 +255,28 @@ def stream_os_calls(rd: Reader, strings: pd.Series, to: CallFile) -> StreamedRow
     names = GrowingCategorical(strings)
     index = Indexer(("name",))
     batches = rd.stream(S.OSRT, by="start")
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-spill-stream")
     layout = pa.Schema.from_pandas(_os_frame(_os_batch(None), pd.Index(["-"], dtype=object)), preserve_index=False)
-    rows, last, done = 0, np.iinfo(np.int64).min, False
-    try:
-        with SliceWriter(to.path, layout, to.cancel) as writer:
-            pending: Future[None] | None = None
-            for part in _slices(_os_batches(batches, names), parquet.CHUNK_ROWS):
-                if part["start_ns"][0] < last or not ascending(part["start_ns"]):
-                    raise AssertionError(f"{rd.path}: OSRT_API came out of SQLite's sort unsorted")
-                last = int(part["start_ns"][-1])
-                rows += len(part["start_ns"])
-                index.add({"s": part["start_ns"], "e": part["end_ns"], "pid": part["pid"], "tid": part["tid"],
-                           "name": part["name"]})
-                frame = _os_frame(part, names.categories)
-                del part
-                if pending is not None:
-                    pending.result()  # one slice in flight: the reading goes on meanwhile
-                pending = pool.submit(writer.write, frame)
-                del frame
-            if pending is not None:
-                pending.result()
-            full = _os_frame(_os_batch(None), names.categories)
-            writer.schema = arrow_schema(full, to.meta())
-        done = True
-    except CannotStream:
+    rows = 0
+
+    def slices() -> Iterator[pd.DataFrame]:
+        nonlocal rows
+        last = np.iinfo(np.int64).min
+        for part in _slices(_os_batches(batches, names), parquet.CHUNK_ROWS):
+            if part["start_ns"][0] < last or not ascending(part["start_ns"]):
+                raise AssertionError(f"{rd.path}: OSRT_API came out of SQLite's sort unsorted")
+            last = int(part["start_ns"][-1])
+            rows += len(part["start_ns"])
+            index.add({"s": part["start_ns"], "e": part["end_ns"], "pid": part["pid"], "tid": part["tid"],
+                       "name": part["name"]})
+            yield _os_frame(part, names.categories)
+
+    def whole() -> pd.DataFrame:  # an empty frame of the table's columns and dtypes, the categories as they stand
+        return _os_frame(_os_batch(None), names.categories)
+
+    if not _write_slices(to, layout, batches, slices(), lambda: arrow_schema(whole(), to.meta()), (CannotStream,)):
         return None
-    finally:
-        batches.close()  # the export's connection closes with it
-        pool.shutdown(wait=True)
-        if not done:
-            to.path.unlink(missing_ok=True)
-    cats = {"name": names.categories}
-    return StreamedRows(Spilled(to.path, rows, dict(full.dtypes.items())), RowWindows.indexed(index, cats, to.path))
+    return StreamedRows(Spilled(to.path, rows, dict(whole().dtypes.items())),
+                        RowWindows.indexed(index, {"name": names.categories}, to.path))
 
 
 def _os_batches(batches: Iterator[pd.DataFrame], names: GrowingCategorical) -> Iterator[dict[str, np.ndarray]]:
