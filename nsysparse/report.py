@@ -112,14 +112,17 @@ class Report:
 def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path | None = None) -> Report:
     """Compute every table and the summary of CONTRACT.md for ``trace``.
 
-    With ``spill_to`` (an existing folder), the API calls are written to
+    With ``spill_to`` (an existing folder), the API calls are streamed to
     ``spill_to/api_calls.parquet`` and the OS-runtime calls to
-    ``spill_to/os_calls.parquet`` as soon as they are read; the report's
-    ``tables["api_calls"]`` reads its file back (:mod:`nsysparse.tables`), the
-    breakdown and what-held-the-wait read both files a window of time at a time
-    (:mod:`nsysparse.row_windows`), and the trace gives both tables up (reading
-    them again if asked), so a long trace's analysis never holds either. Same
-    tables, same summary, either way (tests/test_scale.py)."""
+    ``spill_to/os_calls.parquet`` as they are read (:mod:`nsysparse.call_stream`;
+    built whole and written where they cannot stream), the kernels and the NVTX
+    projection written to theirs as soon as they are made; the report's
+    ``tables["api_calls"]`` (and ``kernels``, ``projection``) reads its file back
+    (:mod:`nsysparse.tables`), the breakdown and what-held-the-wait read the
+    calls' files a window of time at a time (:mod:`nsysparse.row_windows`), and
+    the trace gives the calls up (reading them again if asked) and keeps only the
+    kernels' columns the analyses read, so a long trace's analysis never holds a
+    table of calls. Same tables, same summary, either way (tests/test_scale.py)."""
     try:
         re.compile(settings.wait)
     except re.error as exc:
@@ -140,9 +143,10 @@ def build_report(trace: Trace, settings: Settings = Settings(), spill_to: Path |
 
 
 class _Spiller:
-    """Writes the API and OS-runtime calls to their files in ``folder``, on a
+    """Writes the API and OS-runtime calls, the kernels and the projection to
+    their files in ``folder`` (or takes the file a call stream wrote), on a
     thread of its own (Parquet encoding releases the GIL) that then holds the
-    only reference to the frame: once written, the analyses read the rows back a
+    only reference to the frame: once written, the analyses read the calls back a
     window of time at a time (:class:`RowWindows`) and the frame is freed. The
     OS calls' file is no output: it goes with the folder."""
 
