@@ -256,16 +256,13 @@ def stream_os_calls(rd: Reader, strings: pd.Series, to: CallFile) -> StreamedRow
     index = Indexer(("name",))
     batches = rd.stream(S.OSRT, by="start")
     layout = pa.Schema.from_pandas(_os_frame(_os_batch(None), pd.Index(["-"], dtype=object)), preserve_index=False)
-    rows = 0
 
     def slices() -> Iterator[pd.DataFrame]:
-        nonlocal rows
         last = np.iinfo(np.int64).min
-        for part in _slices(_os_batches(batches, names), parquet.CHUNK_ROWS):
+        for part in _slices((_os_batch(df, names) for df in batches), parquet.CHUNK_ROWS):
             if part["start_ns"][0] < last or not ascending(part["start_ns"]):
                 raise AssertionError(f"{rd.path}: OSRT_API came out of SQLite's sort unsorted")
             last = int(part["start_ns"][-1])
-            rows += len(part["start_ns"])
             index.add({"s": part["start_ns"], "e": part["end_ns"], "pid": part["pid"], "tid": part["tid"],
                        "name": part["name"]})
             yield _os_frame(part, names.categories)
@@ -275,17 +272,14 @@ def stream_os_calls(rd: Reader, strings: pd.Series, to: CallFile) -> StreamedRow
 
     if not _write_slices(to, layout, batches, slices(), lambda: arrow_schema(whole(), to.meta()), (CannotStream,)):
         return None
-    return StreamedRows(Spilled(to.path, rows, dict(whole().dtypes.items())),
+    return StreamedRows(Spilled(to.path, index.n, dict(whole().dtypes.items())),
                         RowWindows.indexed(index, {"name": names.categories}, to.path))
 
 
-def _os_batches(batches: Iterator[pd.DataFrame], names: GrowingCategorical) -> Iterator[dict[str, np.ndarray]]:
-    for df in batches:
-        yield _os_batch(df, names)
-
-
 def _slices(parts: Iterator[dict[str, np.ndarray]], n: int) -> Iterator[dict[str, np.ndarray]]:
-    """Stretches of columns regrouped into stretches of ``n`` rows (the last shorter): a file's row groups."""
+    """Stretches of a table's columns (each a dict of arrays with ``start_ns``), as
+    they come a batch at a time, regrouped into stretches of ``n`` rows (the last
+    shorter): a file's row groups."""
     held: list[dict[str, np.ndarray]] = []
     count = 0
     for part in parts:
@@ -344,20 +338,11 @@ class _Stream:
         self.syncs: list[dict[str, np.ndarray]] = []
         self.threads = pd.Series(dtype=np.int64)
         self.seen = np.zeros(1, np.int64)  # calls per base name code + 1 (0: a null name)
-        self._slice: list[dict[str, np.ndarray]] = []
-        self._slice_rows = 0
 
     def slices(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Each slice of ``parquet.CHUNK_ROWS`` rows (the last shorter) as a frame of the table's columns."""
-        step = parquet.CHUNK_ROWS
-        for df in batches:
-            self._slice.append(self._batch(df))
-            self._slice_rows += len(df)
-            del df
-            while self._slice_rows >= step:
-                yield self._frame(step)
-        if self._slice_rows:
-            yield self._frame(self._slice_rows)
+        for cols in _slices((self._batch(df) for df in batches), parquet.CHUNK_ROWS):
+            yield _table_frame(cols, self.categories())
 
     def _batch(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
         """One batch of raw rows as the table's columns (names as codes), taken note of."""
@@ -400,15 +385,6 @@ class _Stream:
                 self.base_names.append(stripped)
                 self.sync_base.append(stripped in S.SYNC_CALLS)
             self.base_of.append(code)
-
-    def _frame(self, n: int) -> pd.DataFrame:
-        """The first ``n`` rows of the slice being filled, as a frame of the table's columns."""
-        keys = self._slice[0].keys()
-        cols = {k: np.concatenate([p[k] for p in self._slice]) if len(self._slice) > 1 else self._slice[0][k]
-                for k in keys}
-        rest = {k: v[n:] for k, v in cols.items()}
-        self._slice, self._slice_rows = ([rest] if len(rest["start_ns"]) else []), len(rest["start_ns"])
-        return _table_frame({k: v[:n] for k, v in cols.items()}, self.categories())
 
     def categories(self) -> dict[str, pd.Index]:
         return {"name": self.names.categories, "base_name": pd.Index(self.base_names, dtype=object)}

@@ -166,12 +166,12 @@ class Ops:
         return found, name, cols  # type: ignore[return-value]
 
     def build(self, decl: S.Table, raw: pd.DataFrame | None) -> pd.DataFrame:
-        """The normalised frame of one GPU-op table (``raw`` as read, or None if absent)."""
+        """The normalised frame of one GPU-op table (``raw`` as read and
+        :func:`compact`-ed, or None if absent)."""
         if raw is None or raw.empty:
             return S.empty_frame(decl.out)
         base = self.rows(decl, raw)
         if decl is S.KERNEL:
-            raw = compact(decl, raw, self.strings)  # (done as read, when prefetched)
             base["name"] = raw["demangledName"].array
             base["short_name"] = raw["shortName"].array
             base["graph_node_id"] = raw["graphNodeId"].array
@@ -220,9 +220,9 @@ def compact(decl: S.Table, raw: pd.DataFrame | None, strings: pd.Series) -> pd.D
     out = {}
     for c in raw.columns:
         col = raw[c]
-        if c in ("demangledName", "shortName") and not isinstance(col.dtype, pd.CategoricalDtype):
+        if c in ("demangledName", "shortName"):
             out[c] = categorical(strings, col)
-        elif c == "graphNodeId" and col.dtype != "Int64":
+        elif c == "graphNodeId":
             out[c] = col.astype("Int64").array
         else:
             out[c] = col.array

@@ -137,8 +137,7 @@ def group_quantiles(codes: np.ndarray, values: np.ndarray, groups: int, qs: tupl
     values = np.asarray(values, dtype=np.int64)
     counts = np.bincount(codes, minlength=groups)
     if values.size and int(values.max()) < (1 << _VALUE_BITS) and groups < (1 << (63 - _VALUE_BITS)):
-        key = np.asarray(codes, dtype=np.int64)  # (a copy: the codes are narrower) shifted and joined in place
-        key = key if key is not codes else key.copy()
+        key = np.asarray(codes).astype(np.int64)  # a copy, shifted and joined in place
         key <<= _VALUE_BITS
         key |= values
         key.sort()

@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import cuda, nvtx
-from .call_stream import (CallFile, Launches, StreamedCalls, StreamedOps, read_launch_keys, stream_api_calls, stream_os_calls,
-                          streamable_ops)
+from .call_stream import (CallFile, Launches, StreamedCalls, StreamedOps, read_launch_keys, stream_api_calls,
+                          stream_os_calls, streamable_ops)
 from . import schema as S
 from .errors import NotAnExport
 from .reader import Reader, categorical, check_file
