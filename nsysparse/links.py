@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from . import intervals as iv
 from . import schema as S
@@ -103,44 +104,42 @@ def copies_table(memcpy: pd.DataFrame, io: pd.DataFrame) -> pd.DataFrame:
     reading thread of a disk read); ``device``/``stream`` (null for disk reads);
     the link keys and ``link`` label (links.parquet's); ``category`` (the copy's
     class, :func:`copy_category`, or ``disk``); ``gbps`` (bytes / duration, 1e9
-    B/s; null for a zero-length transfer). Built once per report: links, steps,
+    B/s; null for a zero-length transfer). The five text columns are categoricals
+    (their files hold plain text). Built once per report: links, steps,
     layers, charts and diff all read it."""
-    m = pd.DataFrame({
-        "start_ns": memcpy["start_ns"].to_numpy(dtype=np.int64),
-        "end_ns": memcpy["end_ns"].to_numpy(dtype=np.int64),
-        "dur_ns": memcpy["dur_ns"].to_numpy(dtype=np.int64),
-        "bytes": memcpy["bytes"].to_numpy(dtype=np.int64),
-        "pid": memcpy["pid"].to_numpy(dtype=np.int64),
-        "tid": pd.array(memcpy["launch_tid"], dtype="Int64"),
-        "device": pd.array(memcpy["device"], dtype="Int64"),
-        "stream": pd.array(memcpy["stream"], dtype="Int64"),
-        "copy_kind": memcpy["copy_kind"].astype(object).to_numpy(),
-        "src_kind": memcpy["src_kind"].astype(object).to_numpy(),
-        "dst_kind": memcpy["dst_kind"].astype(object).to_numpy(),
-        "src_device": pd.array(memcpy["src_device"], dtype="Int64"),
-        "dst_device": pd.array(memcpy["dst_device"], dtype="Int64"),
-        "link": with_link_labels(memcpy).to_numpy(dtype=object),
-        "category": copy_category(memcpy["copy_kind"], memcpy["src_kind"]),
-    })
     n = len(io)
-    d = pd.DataFrame({
-        "start_ns": io["start_ns"].to_numpy(dtype=np.int64),
-        "end_ns": io["end_ns"].to_numpy(dtype=np.int64),
-        "dur_ns": io["dur_ns"].to_numpy(dtype=np.int64),
-        "bytes": io["bytes"].to_numpy(dtype=np.int64),
-        "pid": io["pid"].to_numpy(dtype=np.int64),
-        "tid": pd.array(io["tid"], dtype="Int64"),
-        "device": pd.array([pd.NA] * n, dtype="Int64"),
-        "stream": pd.array([pd.NA] * n, dtype="Int64"),
-        "copy_kind": np.full(n, S.DISK_TO_HOST, dtype=object),
-        "src_kind": np.full(n, "Disk", dtype=object),
-        "dst_kind": np.full(n, "Host", dtype=object),
-        "src_device": pd.array([pd.NA] * n, dtype="Int64"),
-        "dst_device": pd.array([pd.NA] * n, dtype="Int64"),
-        "link": np.full(n, DISK_LINK, dtype=object),
-        "category": np.full(n, "disk", dtype=object),
+
+    def ints(col: str) -> np.ndarray:
+        return np.concatenate([memcpy[col].to_numpy(dtype=np.int64), io[col].to_numpy(dtype=np.int64)])
+
+    def nullable(col: str, disk: str | None = None) -> pd.arrays.IntegerArray:
+        """The memcpy rows' column ``col``, then the disk reads' ``disk`` (null without)."""
+        m = pd.array(memcpy[col], dtype="Int64")
+        d = pd.array(io[disk], dtype="Int64") if disk else pd.array(np.zeros(n, np.int64), dtype="Int64")
+        values = np.concatenate([m.to_numpy(np.int64, na_value=0), d.to_numpy(np.int64, na_value=0)])
+        return pd.arrays.IntegerArray(values, np.concatenate([m.isna(), d.isna() if disk else np.ones(n, bool)]))
+
+    def text(values: object, disk: str) -> pd.Categorical:
+        """The memcpy rows' labels, then ``disk`` for every disk read, as one categorical
+        (categories in text order): a code per copy, not a string (2M copies at 5 GB)."""
+        cat = pd.Categorical(np.asarray(values, dtype=object))
+        return union_categoricals([cat, pd.Categorical.from_codes(np.zeros(n, np.int8), [disk])],
+                                  sort_categories=True) if n else cat
+
+    out = pd.DataFrame({
+        "start_ns": ints("start_ns"), "end_ns": ints("end_ns"), "dur_ns": ints("dur_ns"), "bytes": ints("bytes"),
+        "pid": ints("pid"),
+        "tid": nullable("launch_tid", "tid"),
+        "device": nullable("device"),
+        "stream": nullable("stream"),
+        "copy_kind": text(memcpy["copy_kind"], S.DISK_TO_HOST),
+        "src_kind": text(memcpy["src_kind"], "Disk"),
+        "dst_kind": text(memcpy["dst_kind"], "Host"),
+        "src_device": nullable("src_device"),
+        "dst_device": nullable("dst_device"),
+        "link": text(with_link_labels(memcpy), DISK_LINK),
+        "category": text(copy_category(memcpy["copy_kind"], memcpy["src_kind"]), "disk"),
     })
-    out = pd.concat([m, d], ignore_index=True) if n else m
     dur = out["dur_ns"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["gbps"] = np.where(dur > 0, out["bytes"].to_numpy(dtype=np.float64) / dur, np.nan)  # bytes/ns == GB/s

@@ -315,7 +315,7 @@ def _analyse(trace: Trace, settings: Settings, spiller: _Spiller | None = None) 
     # the exclusive breakdown needs only the loaded tables and the steps: a thread runs it
     # beside the other step analyses (numpy and pandas release the GIL), from when the busy
     # sets are freed (their peak not piled on its). It reads its own copy of the steps.
-    gpu_copies = copies[~copies["device"].isna().to_numpy()]  # the memcpy rows, not the disk reads
+    gpu_copies = copies.iloc[:len(trace.memcpy)]  # the memcpy rows (they come first), not the disk reads: a view
     bd_steps = st[["step", "start_ns", "end_ns", "dur_ns", "pid", "tid", "warmup"]].copy()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsysparse-analysis")
     breakdown_job = pool.submit(_breakdown_tables, bd_steps, compute, api_src, waits, gpu_copies,
