@@ -119,12 +119,17 @@ def copies_table(memcpy: pd.DataFrame, io: pd.DataFrame) -> pd.DataFrame:
         values = np.concatenate([m.to_numpy(np.int64, na_value=0), d.to_numpy(np.int64, na_value=0)])
         return pd.arrays.IntegerArray(values, np.concatenate([m.isna(), d.isna() if disk else np.ones(n, bool)]))
 
-    def text(values: object, disk: str) -> pd.Categorical:
+    def text(values: object, disk: str) -> pd.Categorical | np.ndarray:
         """The memcpy rows' labels, then ``disk`` for every disk read, as one categorical
         (categories in text order): a code per copy, not a string (2M copies at 5 GB)."""
-        cat = pd.Categorical(np.asarray(values, dtype=object))
-        return union_categoricals([cat, pd.Categorical.from_codes(np.zeros(n, np.int8), [disk])],
-                                  sort_categories=True) if n else cat
+        values = np.asarray(values, dtype=object)
+        if not values.size:  # no copy: the disk reads' value (none either: the column as it came)
+            return pd.Categorical.from_codes(np.zeros(n, np.int8), pd.Index([disk], dtype=object)) if n else values
+        cat = pd.Categorical(values)
+        if not n:
+            return cat
+        reads = pd.Categorical.from_codes(np.zeros(n, np.int8), pd.Index([disk], dtype=cat.categories.dtype))
+        return union_categoricals([cat, reads], sort_categories=True)
 
     out = pd.DataFrame({
         "start_ns": ints("start_ns"), "end_ns": ints("end_ns"), "dur_ns": ints("dur_ns"), "bytes": ints("bytes"),

@@ -472,6 +472,51 @@ def test_gpu_interval_sets_come_in_start_order_and_without_copies() -> None:
     assert nothing.devices == [] and nothing.first_start is None and nothing.all.in_windows([0], [9]).tolist() == [0]
 
 
+def test_copies_table_columns_by_hand() -> None:
+    """copies_table on a hand-built memcpy table and one disk read: memcpy rows
+    first, then the read; each text column a categorical of the row's text (the
+    disk read's own values), a copy's nullable ids kept and the read's null; the
+    same rows with no read, and with no copy; the memcpy rows are the first
+    rows (what report takes as a view for the breakdown)."""
+    from nsysparse.links import DISK_LINK, copies_table
+
+    m = pd.DataFrame({"start_ns": [0, 5], "end_ns": [10, 15], "dur_ns": [10, 10], "bytes": [100, 0], "pid": [1, 1],
+                      "launch_tid": pd.array([2, pd.NA], dtype="Int64"), "device": [0, 1], "stream": [7, 8],
+                      "copy_kind": np.array(["Host-to-Device", "Peer-to-Peer"], dtype=object),
+                      "src_kind": np.array(["Pinned", "Device"], dtype=object),
+                      "dst_kind": np.array(["Device", "Device"], dtype=object),
+                      "src_device": pd.array([pd.NA, 1], dtype="Int64"), "dst_device": pd.array([0, 0], dtype="Int64")})
+    io = pd.DataFrame({"start_ns": [1], "end_ns": [3], "dur_ns": [2], "pid": [1], "tid": [3], "bytes": [64]})
+    c = copies_table(m, io)
+    assert c["start_ns"].tolist() == [0, 5, 1] and c["bytes"].tolist() == [100, 0, 64]
+    assert c["tid"].tolist() == [2, pd.NA, 3] and c["device"].tolist() == [0, 1, pd.NA]
+    assert c["stream"].tolist() == [7, 8, pd.NA] and c["src_device"].tolist() == [pd.NA, 1, pd.NA]
+    assert c["dst_device"].tolist() == [0, 0, pd.NA] and str(c["tid"].dtype) == "Int64"
+    assert c["copy_kind"].tolist() == ["Host-to-Device", "Peer-to-Peer", "Disk-to-Host"]
+    assert c["src_kind"].tolist() == ["Pinned", "Device", "Disk"] and c["dst_kind"].tolist() == ["Device", "Device", "Host"]
+    assert c["link"].tolist() == ["Host-to-Device Pinned->Device host->0", "Peer-to-Peer Device->Device 1->0", DISK_LINK]
+    assert c["category"].tolist() == ["H2D pinned", "P2P", "disk"]
+    for col in ("copy_kind", "src_kind", "dst_kind", "link", "category"):
+        assert isinstance(c[col].dtype, pd.CategoricalDtype)
+        assert list(c[col].cat.categories) == sorted(set(c[col].tolist()))  # text order
+    assert c["gbps"].iloc[0] == 10.0 and c["gbps"].iloc[1] == 0.0 and c["gbps"].iloc[2] == 32.0
+    assert c["device"].isna().tolist() == [False, False, True]  # the memcpy rows are the first len(m) rows
+    alone = copies_table(m, io.iloc[0:0])
+    assert list(alone.columns) == list(c.columns)
+    assert all(alone[col].tolist() == c[col].iloc[:2].tolist() for col in c.columns)  # no read: the copies' rows
+    disk_only = copies_table(m.iloc[0:0], io)
+    assert disk_only["link"].tolist() == [DISK_LINK] and disk_only["device"].tolist() == [pd.NA]
+    assert disk_only["copy_kind"].tolist() == ["Disk-to-Host"] and disk_only["tid"].tolist() == [3]
+    # their files hold plain text, not dictionaries of codes
+    import pyarrow as pa
+
+    from nsysparse.parquet import arrow_table
+    for table in (c, alone, disk_only):
+        schema = arrow_table(table).schema
+        assert all(pa.types.is_string(t) or pa.types.is_large_string(t)
+                   for t in (schema.field(col).type for col in ("copy_kind", "src_kind", "dst_kind", "link", "category")))
+
+
 def test_link_tables_group_by_code_in_label_and_step_order_by_hand() -> None:
     """link_bandwidth / step_links on a hand-built copies table: links in label
     order (the first copy's link sorts last), the disk row after them, each
