@@ -209,12 +209,12 @@ class _Spiller:
         job ends: the rest of the read and the first analyses do not hold the
         others (5 GB: 14.2M kernels, -370 MB)."""
         meta = self.meta()
-        narrow = name == "kernels" and self.settings.window is None
+        narrow = ((self.trace, name, KERNEL_COLUMNS + PROJECTED_COLUMNS)
+                  if name == "kernels" and self.settings.window is None else None)
         with self._lock:
             if name not in self.jobs:
                 self.jobs[name] = self.pool.submit(_spill_rows, df, self.folder / f"{name}.parquet", meta,
-                                                   self.ROWS[name], self.cancel,
-                                                   (self.trace, KERNEL_COLUMNS + PROJECTED_COLUMNS) if narrow else None)
+                                                   self.ROWS[name], self.cancel, narrow)
             return self.jobs[name]
 
     def close(self) -> None:
@@ -424,13 +424,15 @@ def call_facts(api: pd.DataFrame | StreamedCalls) -> tuple[pd.DataFrame, pd.Data
 
 
 def _spill_rows(df: pd.DataFrame, path: Path, meta: dict[str, str], rows: Callable[..., RowWindows] | None,
-                cancel: threading.Event | None = None, narrow: tuple[Trace, tuple[str, ...]] | None = None
+                cancel: threading.Event | None = None, narrow: tuple[Trace, str, tuple[str, ...]] | None = None
                 ) -> tuple[Spilled, RowWindows | None]:
     """``df`` to its file, and the :class:`RowWindows` (``rows(df, path)``) that read its rows back from it
-    (None without ``rows``); ``narrow`` (trace, columns): then the trace keeps only those columns of it."""
+    (None without ``rows``); ``narrow`` (trace, table, columns): then the trace keeps only those columns
+    of that table."""
     spilled = spill(df, path, meta, cancel)
     if narrow is not None:
-        narrow[0].narrow(path.stem, narrow[1])
+        trace, table, columns = narrow
+        trace.narrow(table, columns)
     return spilled, None if rows is None else rows(df, path)
 
 
@@ -534,8 +536,10 @@ def _named_gpu_ops(trace: Trace, gpu_copies: pd.DataFrame) -> list[pd.DataFrame]
     kernels by short name, copies (``gpu_copies``: the copies table's memcpy rows)
     by class (``H2D pinned`` ...), memsets, graph runs."""
     parts = [trace.kernels[["pid", "end_ns", "short_name"]].rename(columns={"short_name": "name"})]
-    parts.append(pd.DataFrame({"pid": gpu_copies["pid"], "end_ns": gpu_copies["end_ns"],
-                               "name": pd.Categorical("copy " + gpu_copies["category"].astype(object))}))
+    # the copies' classes renamed once per class (in text order, as a categorical of the names), not a name per copy
+    classes = pd.Categorical(gpu_copies["category"]).remove_unused_categories()
+    names = classes.rename_categories(pd.Index(["copy " + c for c in classes.categories], dtype=object))
+    parts.append(pd.DataFrame({"pid": gpu_copies["pid"], "end_ns": gpu_copies["end_ns"], "name": names}))
     for df, name in ((trace.memset, "memset"), (trace.graph_runs, "graph run")):
         parts.append(pd.DataFrame({"pid": df["pid"], "end_ns": df["end_ns"],
                                    "name": pd.Categorical.from_codes(np.zeros(len(df), np.int8), categories=[name])}))
