@@ -66,34 +66,59 @@ class _LaunchedOps:
         sizes = [len(t) if rows is None else rows.size for _, t, rows in self.parts]
         self.offsets = np.cumsum([0, *sizes])[:-1]
         self.size = int(sum(sizes))
-        key = self._joined(lambda t: _thread_key(t["pid"].to_numpy(np.int64), _int64(t["launch_tid"])))
+        key = self._thread_keys()
         start = self._joined(lambda t: _int64(t["api_start_ns"]))
         # a stable sort on (thread, launch time), each key put in order and its unsorted self
         # dropped before the next (6.1M ops: 50 MB each); of the threads' keys only each
         # thread's run is kept (:attr:`threads`), not a key per op
         self.order = np.lexsort((start, key))
-        ks = key[self.order]
-        del key
-        self.api_start_ns = start[self.order]
-        del start
-        # then the correlation id decides ties, read only where there are some (ops of one call share
-        # its launch time and its id: the order is then that of the three-key lexsort already)
-        tie = np.flatnonzero((ks[1:] == ks[:-1]) & (self.api_start_ns[1:] == self.api_start_ns[:-1]))
-        if tie.size:
-            corr = self._joined(lambda t: _int64(t["correlation_id"]))[self.order]
-            if bool((corr[tie + 1] < corr[tie]).any()):
-                again = np.lexsort((corr, self.api_start_ns, ks))  # stable: ties still in the tables' order
-                self.order, ks, self.api_start_ns = self.order[again], ks[again], self.api_start_ns[again]
-            del corr
-        self.threads = _runs(ks)
-        del ks
+        # where the sorted threads change and where two ops of a thread share a launch time,
+        # found a stretch at a time: no sorted copy of the threads' keys beside the rest
+        changes, ties = _changes_and_ties(key, start, self.order)
+        # each thread's run: its key, where it starts and where it ends
+        first = np.r_[0, changes] if self.size else np.zeros(0, np.int64)
+        self.threads = (key[self.order[first]], first.astype(np.int64), np.r_[first[1:], self.size].astype(np.int64))
         # the part (table) of each sorted position, when there are several
         self.part_of = (np.repeat(np.arange(len(sizes), dtype=np.int8), sizes)[self.order]
                         if len(sizes) > 1 else np.zeros(0, np.int8))
+        # then the correlation id decides ties, read only where there are some (ops of one call share
+        # its launch time and its id: the order is then that of the three-key lexsort already)
+        resort = False
+        if ties.size:
+            before, after = (self.take(at, "correlation_id")[0] for at in (ties, ties + 1))
+            resort = bool((after < before).any())
+        ks = key[self.order] if resort else None
+        del key
+        self.api_start_ns = start[self.order]
+        del start
+        if resort:
+            corr = self.take(np.arange(self.size), "correlation_id")[0]
+            again = np.lexsort((corr, self.api_start_ns, ks))  # stable: ties still in the tables' order
+            del corr, ks
+            # the threads' runs stay: only ops of one thread and one launch time move
+            self.order, self.api_start_ns = self.order[again], self.api_start_ns[again]
+            if self.part_of.size:
+                self.part_of = self.part_of[again]
+
+    def _thread_keys(self) -> np.ndarray:
+        """The launching thread's key (:func:`_thread_key`) of every found op, table
+        after table, made in place in the one array (no key array per table beside it)."""
+        key = np.empty(self.size, np.int64)
+        for (_, table, rows), at in zip(self.parts, self.offsets):
+            pid, tid = table["pid"].to_numpy(np.int64), _int64(table["launch_tid"])
+            if rows is not None:
+                pid, tid = pid[rows], tid[rows]
+            dst = key[at:at + tid.size]
+            np.left_shift(pid, 24, out=dst)
+            dst |= tid
+            del pid, tid
+        return key
 
     def _joined(self, column: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
         """One int64 column of every found op, table after table (in the order
         of the op positions :attr:`order` sorts)."""
+        if len(self.parts) == 1 and self.parts[0][2] is None:  # one table, every op: its column as made
+            return column(self.parts[0][1])
         out = np.empty(self.size, np.int64)
         for (_, table, rows), at in zip(self.parts, self.offsets):
             values = column(table)
@@ -138,10 +163,25 @@ class _LaunchedOps:
         return out
 
 
-def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of sorted ``keys``: each distinct key, where its run starts and where it ends."""
-    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.int64)
-    return keys[first], first, np.r_[first[1:], keys.size].astype(np.int64)
+STRETCH = 1 << 18  # sorted positions looked at a time by _changes_and_ties (2 MB a column)
+
+
+def _changes_and_ties(key: np.ndarray, start: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of the rows in ``order`` (sorted by key, then start): the positions where
+    the key changes (a run's first position, past the first), and the positions
+    ``i`` whose next row has the same key and start. Worked out a stretch of
+    positions at a time (each with the next one's first row), so that no sorted
+    copy of ``key`` is made."""
+    changes, ties = [], []
+    n = order.size
+    for a in range(0, n, STRETCH):
+        at = order[a:min(a + STRETCH + 1, n)]
+        k, t = key[at], start[at]
+        same = k[1:] == k[:-1]
+        changes.append(np.flatnonzero(~same) + a + 1)
+        ties.append(np.flatnonzero(same & (t[1:] == t[:-1])) + a)
+    empty = np.zeros(0, np.int64)
+    return (np.concatenate(changes) if changes else empty), (np.concatenate(ties) if ties else empty)
 
 
 def _int64(col: pd.Series) -> np.ndarray:
@@ -180,6 +220,9 @@ def nvtx_projection(trace: Trace, ranges: pd.DataFrame | None = None) -> pd.Data
     cuts = np.searchsorted(ends, np.arange(PAIRS_PER_BLOCK, int(ends[-1]), PAIRS_PER_BLOCK), side="left") + 1
     blocks = [blk for a, b in zip(np.r_[0, cuts], np.r_[cuts, cand.size])
               if (blk := _project_block(ops, cand[a:b], lo, hi, r_end)) is not None]
+    # the ops' sort and the searches are done with: freed before the sums are joined and the
+    # ranges' columns gathered (5 GB: 14.6M ops, two 117 MB arrays, were held beside them)
+    del ops, lo, hi, cand, ends, cuts
     if not blocks:
         return _empty()
     # a column at a time, each block's part freed as it is joined (not every block beside the whole)
@@ -247,13 +290,15 @@ def _project_block(ops: _LaunchedOps, ranges: np.ndarray, lo: np.ndarray, hi: np
 
 
 def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
-    return (np.asarray(pid, dtype=np.int64) << 24) | np.asarray(tid, dtype=np.int64)
+    key = np.asarray(pid, dtype=np.int64) << 24  # a new array, joined in place: one made, not two
+    key |= np.asarray(tid, dtype=np.int64)
+    return key
 
 
 def _searchsorted2(runs: tuple[np.ndarray, np.ndarray, np.ndarray], t: np.ndarray, qkey: np.ndarray, qt: np.ndarray,
                    side: str) -> np.ndarray:
     """searchsorted on rows sorted by (key, t), whose keys' runs are ``runs``
-    (:func:`_runs`), for queries (qkey, qt)."""
+    (each distinct key, where its run starts and where it ends), for queries (qkey, qt)."""
     out = np.empty(qkey.size, dtype=np.int64)
     # a searchsorted within each key's block per distinct key
     ukeys, first, last = runs

@@ -278,3 +278,25 @@ def test_projection_in_small_blocks_equals_one_block(monkeypatch) -> None:
         monkeypatch.undo()
         assert len(whole) > 0
         pd.testing.assert_frame_equal(pieces, whole)
+
+
+def test_changes_and_ties_a_stretch_at_a_time_equal_the_whole(monkeypatch) -> None:
+    """_changes_and_ties reads the sorted rows a stretch at a time: on random keys and
+    starts, whatever the stretch (1 row, a few, all), the run changes and the ties
+    are those of the whole sorted arrays, worked out here by hand."""
+    import numpy as np
+
+    from nsysparse import projection as P
+
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 2, 5, 17, 1000):
+        key = rng.integers(0, 3, n).astype(np.int64)
+        start = rng.integers(0, n // 3 + 2, n).astype(np.int64)
+        order = np.lexsort((start, key))
+        ks, ss = key[order], start[order]
+        want_changes = [i for i in range(1, n) if ks[i] != ks[i - 1]]
+        want_ties = [i for i in range(n - 1) if ks[i] == ks[i + 1] and ss[i] == ss[i + 1]]
+        for stretch in (1, 2, 7, 1 << 20):
+            monkeypatch.setattr(P, "STRETCH", stretch)
+            changes, ties = P._changes_and_ties(key, start, order)
+            assert changes.tolist() == want_changes and ties.tolist() == want_ties, (n, stretch)
