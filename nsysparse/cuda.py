@@ -123,21 +123,25 @@ class Ops:
         return np.where(gp.notna().to_numpy(), S.pid_of(gp.fillna(0).astype("int64")), fill)
 
     def rows(self, decl: S.Table, raw: pd.DataFrame) -> dict[str, Any]:
-        """Common GPU-op columns of ``raw`` (column -> array), joined to the launching
+        """Common GPU-op columns of ``raw`` (column -> array; ``deviceId``,
+        ``streamId`` and ``globalPid`` taken out of it), joined to the launching
         API call on (correlationId, pid): correlation ids repeat across processes.
         Columns, not a frame: :meth:`build` makes the frame once, from every
         column (pandas 3 copies an array set into a frame as a column: 14M kernels'
         launching calls, 0.4 GB of copies beside their sources)."""
         start, end = int64(raw["start"]), int64(raw["end"])
+        # the raw columns built into new arrays are taken out of ``raw`` (the build's
+        # own) as they are: each is freed once built, not at the build's end
         cols: dict[str, Any] = {
             "start_ns": start,
             "end_ns": end,
-            "device": int64(raw["deviceId"]),
-            "stream": int64(raw["streamId"]),
+            "device": int64(raw.pop("deviceId")),
+            "stream": int64(raw.pop("streamId")),
             "pid": self.pids(decl, raw),
             "correlation_id": int64(raw["correlationId"], fill=-1),
-            "dur_ns": end - start,
         }
+        del raw["globalPid"]
+        cols["dur_ns"] = end - start
         found, name, calls = self.launch(decl, cols["pid"], cols["correlation_id"])
         n = start.size
         if not found.any():
@@ -167,7 +171,8 @@ class Ops:
 
     def build(self, decl: S.Table, raw: pd.DataFrame | None) -> pd.DataFrame:
         """The normalised frame of one GPU-op table (``raw`` as read and
-        :func:`compact`-ed, or None if absent)."""
+        :func:`compact`-ed, or None if absent; it is consumed: the columns built
+        into others are taken out of it as they are)."""
         if raw is None or raw.empty:
             return S.empty_frame(decl.out)
         base = self.rows(decl, raw)
