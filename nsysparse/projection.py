@@ -108,9 +108,7 @@ class _LaunchedOps:
             pid, tid = table["pid"].to_numpy(np.int64), _int64(table["launch_tid"])
             if rows is not None:
                 pid, tid = pid[rows], tid[rows]
-            dst = key[at:at + tid.size]
-            np.left_shift(pid, 24, out=dst)
-            dst |= tid
+            _thread_key(pid, tid, out=key[at:at + tid.size])
             del pid, tid
         return key
 
@@ -289,8 +287,10 @@ def _project_block(ops: _LaunchedOps, ranges: np.ndarray, lo: np.ndarray, hi: np
     return out
 
 
-def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
-    key = np.asarray(pid, dtype=np.int64) << 24  # a new array, joined in place: one made, not two
+def _thread_key(pid: np.ndarray, tid: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Process and thread in one int64 (``pid << 24 | tid``), made in ``out`` when given
+    (else a new array), shifted and joined in place: one array made, not two."""
+    key = np.left_shift(np.asarray(pid, dtype=np.int64), 24, out=out)
     key |= np.asarray(tid, dtype=np.int64)
     return key
 
