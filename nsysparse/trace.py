@@ -13,6 +13,7 @@ each normalised table (empty or not), are declared once in
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Trace:
 
     def __post_init__(self) -> None:
         give_back_freed_memory()
+        no_huge_pages()
         self._rd = Reader(self.path)
         self._sha256  # start hashing now, in the background
         self.tables: frozenset[str] = self._rd.tables
@@ -536,6 +538,26 @@ def give_back_freed_memory() -> None:
     read, and :func:`reuse_freed_memory` ends it once the read is done; a no-op
     without glibc or when ``NSYSPARSE_KEEP_ALLOCATOR`` is set."""
     _mmap_threshold(128 * 1024)
+
+
+def no_huge_pages() -> None:
+    """Stop numpy asking the kernel for huge pages (``madvise(MADV_HUGEPAGE)``) for
+    its large arrays. Where transparent huge pages are granted on request (the
+    ``madvise`` setting most distributions ship), each array the read and the
+    analyses make and free is faulted in 2 MB at a time, each page zeroed whole:
+    on a 2 GB trace a quarter of the run's CPU time was the kernel clearing pages
+    (21.7 -> 13.8 s of system time, 33.3 -> 29.6 s, the same peak RSS:
+    benchmarks/RESULTS.md). Process-wide, as numpy's own switch is; a no-op when
+    ``NSYSPARSE_KEEP_ALLOCATOR`` is set or this numpy has no such switch."""
+    if os.environ.get("NSYSPARSE_KEEP_ALLOCATOR"):
+        return
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            switch = getattr(importlib.import_module(module), "_set_madvise_hugepage")
+        except (ImportError, AttributeError):
+            continue
+        switch(False)
+        return
 
 
 # what the analyses allocate under this comes from the heap (see reuse_freed_memory)

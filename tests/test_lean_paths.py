@@ -394,6 +394,25 @@ def test_tables_are_read_mapping_every_array_and_analysed_reusing_the_heap(tmp_p
     assert calls == []  # kept as they are
 
 
+def test_opening_a_trace_stops_numpys_huge_page_requests(monkeypatch) -> None:
+    """numpy's switch (it returns the setting it replaces) is off once a trace is
+    open, and left as it was under NSYSPARSE_KEEP_ALLOCATOR."""
+    from numpy._core import multiarray
+
+    from nsysparse import trace as T
+
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        monkeypatch.delenv("NSYSPARSE_KEEP_ALLOCATOR", raising=False)
+        T.open_trace(Path(__file__).parent / "data" / "offload_disk.sqlite").close()
+        assert multiarray._set_madvise_hugepage(True) is False
+        monkeypatch.setenv("NSYSPARSE_KEEP_ALLOCATOR", "1")
+        T.open_trace(Path(__file__).parent / "data" / "offload_disk.sqlite").close()
+        assert multiarray._set_madvise_hugepage(True) is True
+    finally:
+        multiarray._set_madvise_hugepage(before)
+
+
 def test_sha256_of_a_file_is_hashlibs_of_its_bytes(tmp_path) -> None:
     import hashlib
 
