@@ -4,7 +4,8 @@
 
 Reads ``TRACE`` (prefetch), then runs the report's analyses as ``nsysparse report``
 does (the API calls spilled to a temporary folder) with each analysis wrapped to
-print its wall seconds, RSS before -> after and the peak RSS while it ran (a
+print its wall seconds, RSS before -> after, the peak RSS while it ran and the
+page faults of the process meanwhile (a
 sampler thread reads /proc/self/statm every 20 ms; with the background analysis
 thread running, a stage's peak includes what that thread held then). ``--serial``
 runs the background jobs in line, so each peak is the stage's own. Linux only.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import functools
+import resource
 import shutil
 import sys
 import tempfile
@@ -33,6 +35,18 @@ STAGES = ["sync_calls", "compute_intervals", "_projection", "GpuBusy.of", "GpuBu
           "_idle_outside_host_stalls", "h2d_overlap", "layer_table", "step_devices", "sync_table", "range_table",
           "gpu_busy_bins", "kernel_summary", "wait_holders", "held_by_table", "_named_gpu_ops", "_summary",
           "_breakdown_summary"]
+
+
+def faults_k() -> int:
+    """Minor page faults of the whole process so far, in thousands (a page first
+    touched: 4 KiB each; what the allocator gave back and asked for again)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt // 1000
+
+
+def cpu_s() -> float:
+    """User plus system CPU seconds of the whole process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def rss_mb() -> float:
@@ -71,7 +85,8 @@ def main() -> None:
     t0 = time.time()
 
     def mark(what: str) -> None:
-        print(f"{time.time() - t0:7.2f} s  rss {rss_mb():7.0f} MB  peak {peak[0]:7.0f} MB  {what}", flush=True)
+        print(f"{time.time() - t0:7.2f} s  rss {rss_mb():7.0f} MB  peak {peak[0]:7.0f} MB  faults {faults_k():6d}k"
+              f"  cpu {cpu_s():6.1f} s  {what}", flush=True)
 
     if args.serial:
         R.ThreadPoolExecutor = _Serial  # type: ignore[misc, assignment]
@@ -82,10 +97,10 @@ def main() -> None:
         @functools.wraps(fn)
         def timed(*a, _fn=fn, _name=name, **k):  # type: ignore[no-untyped-def]
             before, peak[0], t = peak[0], rss_mb(), time.time()
-            r0 = rss_mb()
+            r0, f0 = rss_mb(), faults_k()
             out = _fn(*a, **k)
             print(f"    {_name:28s} {time.time() - t:6.2f} s  rss {r0:6.0f} -> {rss_mb():6.0f}  peak {peak[0]:6.0f}"
-                  f"  [{threading.current_thread().name}]", flush=True)
+                  f"  faults +{faults_k() - f0:5d}k  [{threading.current_thread().name}]", flush=True)
             peak[0] = max(before, peak[0])
             return out
 

@@ -232,12 +232,12 @@ def _nesting(r: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ptr = np.arange(n, dtype=np.int64) - 1
     ptr[0] = -1
     ptr[1:][thread[1:] != thread[:-1]] = -1
-    while True:
-        bad = np.flatnonzero(ptr >= 0)
+    # only a row whose pointer moved can point too early again: the rest are settled
+    bad = np.flatnonzero(ptr >= 0)
+    while bad.size:
         bad = bad[end[ptr[bad]] < end[bad]]
-        if bad.size == 0:
-            break
         ptr[bad] = ptr[ptr[bad]]
+        bad = bad[ptr[bad] >= 0]
     d = np.zeros(n, dtype=np.int64)
     known = ptr < 0
     while not known.all():
