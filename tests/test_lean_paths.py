@@ -217,6 +217,13 @@ def test_parquet_files_encode_integers_as_deltas_and_read_back_the_same(tmp_path
     assert back["text"].isna().equals(df["text"].isna())
     # deltas of times in order take a fraction of the plain 8 bytes a value
     assert meta.row_group(0).column(0).total_compressed_size < 100_000 * 8 / 3
+    # min/max in every row group but of the text columns: the times' are each group's own
+    col = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert (col["start_ns"].statistics.min, col["start_ns"].statistics.max) == (start[0], start[99_999])
+    for c in ("end_ns", "pid", "code", "payload", "closed"):
+        assert col[c].is_stats_set, c
+    for c in ("name", "text"):
+        assert not col[c].is_stats_set, c
 
 
 def _batches(n_batches: int, rows: int = 10) -> list:
