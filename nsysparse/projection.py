@@ -259,9 +259,10 @@ def _project_block(ops: _LaunchedOps, ranges: np.ndarray, lo: np.ndarray, hi: np
     """The projection sums of ``ranges`` (row positions, ascending), whose
     candidate ops are ``ops[lo[i]:hi[i]]``: one entry per range with an op
     (None when no call of the block ends inside its range)."""
-    n = (hi - lo)[ranges]
+    first_op = lo[ranges]
+    n = hi[ranges] - first_op  # the block's ranges only: not a difference per range of the trace each block
     rid = np.repeat(ranges, n)
-    op_idx = np.repeat(lo[ranges], n) + (np.arange(rid.size) - np.repeat(np.cumsum(n) - n, n))
+    op_idx = np.repeat(first_op, n) + (np.arange(rid.size) - np.repeat(np.cumsum(n) - n, n))
     # the call must also end inside the range (matters only for start/end ranges)
     keep = ops.take(op_idx, "api_end_ns")[0] <= r_end[rid]
     rid, o = rid[keep], op_idx[keep]
