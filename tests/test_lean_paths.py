@@ -378,8 +378,9 @@ def test_launch_key_in_place_is_pid_and_correlation_id_in_one_int64() -> None:
 
 def test_tables_are_read_mapping_every_array_and_analysed_reusing_the_heap(tmp_path, monkeypatch) -> None:
     """The allocator's two settings, in order: opening a trace maps every array
-    over 128 KiB on its own (freed memory goes back: the read's peak), and the
-    analyses reuse the heap for arrays under ANALYSIS_MMAP_THRESHOLD."""
+    over 128 KiB on its own and trims the heap's free top past 128 KiB (freed memory
+    goes back: the read's peak), and the analyses reuse the heap for arrays under
+    ANALYSIS_MMAP_THRESHOLD, keeping up to ANALYSIS_TRIM_THRESHOLD free at its top."""
     from nsysparse import report as R, trace as T
 
     calls: list[tuple[int, int]] = []
@@ -392,9 +393,10 @@ def test_tables_are_read_mapping_every_array_and_analysed_reusing_the_heap(tmp_p
     monkeypatch.setattr(T, "_libc", lambda: FakeLibc())
     monkeypatch.delenv("NSYSPARSE_KEEP_ALLOCATOR", raising=False)
     trace = T.open_trace(Path(__file__).parent / "data" / "offload_disk.sqlite")
-    assert calls == [(-3, 128 * 1024)]  # M_MMAP_THRESHOLD
+    assert calls == [(-3, 128 * 1024), (-1, 128 * 1024)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
     R.build_report(trace, spill_to=tmp_path)
-    assert calls[-1] == (-3, T.ANALYSIS_MMAP_THRESHOLD) and T.ANALYSIS_MMAP_THRESHOLD == 1 << 20
+    assert calls[-2:] == [(-3, T.ANALYSIS_MMAP_THRESHOLD), (-1, T.ANALYSIS_TRIM_THRESHOLD)]
+    assert (T.ANALYSIS_MMAP_THRESHOLD, T.ANALYSIS_TRIM_THRESHOLD) == (1 << 20, 16 << 20)
     monkeypatch.setenv("NSYSPARSE_KEEP_ALLOCATOR", "1")
     calls.clear()
     T.reuse_freed_memory()
