@@ -51,10 +51,11 @@ def write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, str], chunk_rows
     ``cancel`` set stops the write between slices (raises :class:`Cancelled`).
     """
     step = chunk_rows or CHUNK_ROWS
-    with SliceWriter(path, pa.Schema.from_pandas(df, preserve_index=False), cancel) as writer:
+    layout = pa.Schema.from_pandas(df, preserve_index=False)  # inferred once (an all-null text column: every row)
+    with SliceWriter(path, layout, cancel) as writer:
         for lo in range(0, max(len(df), 1), step):
             writer.write(df.iloc[lo:lo + step])
-        writer.schema = arrow_schema(df, meta)  # what the file says
+        writer.schema = arrow_schema(df, meta, layout)  # what the file says
 
 
 class SliceWriter:
@@ -123,11 +124,12 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def arrow_schema(df: pd.DataFrame, meta: dict[str, str] | None = None) -> pa.Schema:
+def arrow_schema(df: pd.DataFrame, meta: dict[str, str] | None = None, layout: pa.Schema | None = None) -> pa.Schema:
     """The Arrow schema of :func:`arrow_table` of ``df`` (types inferred over the
     whole frame, so a slice of all-null text still gets its column's type), with
-    ``meta`` added to its key-value metadata as ``nsysparse.<key>``."""
-    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    ``meta`` added to its key-value metadata as ``nsysparse.<key>``; ``layout``:
+    ``Schema.from_pandas(df)`` when the caller has it (not inferred again)."""
+    schema = pa.Schema.from_pandas(df, preserve_index=False) if layout is None else layout
     fields = [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
     merged = {**(schema.metadata or {}), **{f"nsysparse.{k}".encode(): v.encode() for k, v in (meta or {}).items()}}
     return pa.schema(fields, metadata=merged)
