@@ -178,7 +178,8 @@ def _ends_in(ends: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarr
     return (i >= 0) & (ends < e[np.clip(i, 0, None)])
 
 
-CANDIDATE_ROWS = 1 << 20  # GPU ops searched at a time
+CANDIDATE_ROWS = 1 << 16  # GPU ops searched at a time: half-megabyte arrays, from the heap and reused stretch
+# after stretch (trace.reuse_freed_memory); 1 << 20 (8 MB, each mapped and faulted in afresh) was 2x the page faults
 
 
 def _gpu_candidates(parts: list[pd.DataFrame], pid: int, w: pd.DataFrame, tol: int) -> tuple[np.ndarray, np.ndarray]:
