@@ -266,8 +266,8 @@ def with_step_kernels(st: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
     step_of = assign_to_steps(st, compute["start_ns"].to_numpy(), compute["pid"].to_numpy())
     sel = step_of >= 0
     n = np.bincount(step_of[sel], minlength=len(st)).astype(np.int64)
-    # an int64 difference, taken where a step holds the kernel (as float64, each time and so each
-    # difference is exact below 2**53 ns: the same sums, from two arrays a kernel fewer)
+    # the durations as one int64 difference, then those a step holds (two float64 copies of the times
+    # were made before: the same sums, as every time below 2**53 ns is exact in float64)
     dur = np.subtract(compute["end_ns"].to_numpy(np.int64), compute["start_ns"].to_numpy(np.int64))[sel]
     total = np.bincount(step_of[sel], weights=dur, minlength=len(st))
     st["kernels"] = n

@@ -543,9 +543,9 @@ def give_back_freed_memory() -> None:
 
 def no_huge_pages() -> None:
     """Stop numpy asking the kernel for huge pages (``madvise(MADV_HUGEPAGE)``) for
-    its large arrays. Where transparent huge pages are granted on request (the
-    ``madvise`` setting most distributions ship), each array the read and the
-    analyses make and free is faulted in 2 MB at a time, each page zeroed whole:
+    its arrays of 4 MB or more. Where transparent huge pages are granted on request
+    (the ``madvise`` setting many distributions ship), each such array the read and
+    the analyses make and free is faulted in 2 MB at a time, each page zeroed whole:
     on a 2 GB trace a quarter of the run's CPU time was the kernel clearing pages
     (21.7 -> 13.8 s of system time, 33.3 -> 29.6 s, the same peak RSS:
     benchmarks/RESULTS.md). Process-wide, as numpy's own switch is; a no-op when
