@@ -268,7 +268,7 @@ def with_step_kernels(st: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
     n = np.bincount(step_of[sel], minlength=len(st)).astype(np.int64)
     # the durations as one int64 difference, then those a step holds (two float64 copies of the times
     # were made before: the same sums, as every time below 2**53 ns is exact in float64)
-    dur = np.subtract(compute["end_ns"].to_numpy(np.int64), compute["start_ns"].to_numpy(np.int64))[sel]
+    dur = (compute["end_ns"].to_numpy(np.int64) - compute["start_ns"].to_numpy(np.int64))[sel]
     total = np.bincount(step_of[sel], weights=dur, minlength=len(st))
     st["kernels"] = n
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -538,7 +538,7 @@ def give_back_freed_memory() -> None:
     read, and :func:`reuse_freed_memory` ends it once the read is done; a no-op
     without glibc or when ``NSYSPARSE_KEEP_ALLOCATOR`` is set. The heap's free top
     goes back past glibc's default 128 KiB too (M_TRIM_THRESHOLD)."""
-    _mmap_threshold(128 * 1024, trim=128 * 1024)
+    _malloc_thresholds(mmap=128 * 1024, trim=128 * 1024)
 
 
 def no_huge_pages() -> None:
@@ -579,10 +579,10 @@ def reuse_freed_memory() -> None:
     the mmap threshold is set) the projection's blocks of half-megabyte arrays were
     400k page faults at 2 GB, 14k so (1.9 -> 1.3 s; the run's peak +10 MB).
     A no-op where :func:`give_back_freed_memory` is one."""
-    _mmap_threshold(ANALYSIS_MMAP_THRESHOLD, trim=ANALYSIS_TRIM_THRESHOLD)
+    _malloc_thresholds(mmap=ANALYSIS_MMAP_THRESHOLD, trim=ANALYSIS_TRIM_THRESHOLD)
 
 
-def _mmap_threshold(size: int, trim: int) -> None:
+def _malloc_thresholds(mmap: int, trim: int) -> None:
     """glibc's M_MMAP_THRESHOLD: an allocation this large or larger is mapped on
     its own and unmapped when freed (fixed: glibc's dynamic threshold ends); and
     M_TRIM_THRESHOLD: free memory this large at the heap's top goes back."""
@@ -590,7 +590,7 @@ def _mmap_threshold(size: int, trim: int) -> None:
         return
     libc = _libc()
     if libc is not None:
-        libc.mallopt(-3, size)  # M_MMAP_THRESHOLD (malloc.h)
+        libc.mallopt(-3, mmap)  # M_MMAP_THRESHOLD (malloc.h)
         libc.mallopt(-1, trim)  # M_TRIM_THRESHOLD
 
 
